@@ -1,0 +1,436 @@
+"""Elementwise ops with NumPy broadcasting: arithmetic, activations, ``where``, ``clamp``.
+
+Each ``Function`` keeps forward and backward side by side. Gradients of broadcast inputs are
+summed back to the input's shape by ``unbroadcast``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tensorlite.autograd import Function, is_grad_enabled
+from tensorlite.device import Device
+from tensorlite.errors import broadcast_error
+from tensorlite.tensor import Tensor
+
+
+def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``grad`` over the dimensions that broadcasting added or stretched, giving ``shape``."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape) if axes else grad.reshape(shape)
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return getattr(x, "shape", ())
+
+
+class _Binary(Function):
+    """A broadcasting binary op: remembers input shapes, explains shape errors."""
+
+    def forward(self, a: Any, b: Any) -> Any:
+        self.a_shape, self.b_shape = _shape(a), _shape(b)
+        try:
+            return self.compute(a, b)
+        except ValueError as exc:
+            raise broadcast_error(type(self).__name__.lower(), self.a_shape, self.b_shape) from exc
+
+    def compute(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError
+
+
+class Add(_Binary):
+    def compute(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return unbroadcast(g, self.a_shape), unbroadcast(g, self.b_shape)
+
+
+class Sub(_Binary):
+    def compute(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        gb = -unbroadcast(g, self.b_shape) if self.needs_grad(1) else None
+        return unbroadcast(g, self.a_shape), gb
+
+
+class Mul(_Binary):
+    def compute(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        ga = unbroadcast(g * self.b, self.a_shape) if self.needs_grad(0) else None
+        gb = unbroadcast(g * self.a, self.b_shape) if self.needs_grad(1) else None
+        return ga, gb
+
+
+class Div(_Binary):
+    def compute(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        g_over_b = g / self.b
+        ga = unbroadcast(g_over_b, self.a_shape) if self.needs_grad(0) else None
+        gb = unbroadcast(-g_over_b * self.a / self.b, self.b_shape) if self.needs_grad(1) else None
+        return ga, gb
+
+
+class Pow(_Binary):
+    def compute(self, a, b):
+        self.a, self.b = a, b
+        self.out = a**b
+        return self.out
+
+    def backward(self, g):
+        a, b, xp = self.a, self.b, self.xp
+        ga = unbroadcast(g * b * a ** (b - 1), self.a_shape) if self.needs_grad(0) else None
+        gb = None
+        if self.needs_grad(1):  # d(a^b)/db = a^b log a, taken as 0 where a <= 0 (as PyTorch does)
+            log_a = xp.log(xp.where(a > 0, a, 1)) if hasattr(a, "shape") else math.log(a) if a > 0 else 0.0
+            gb = unbroadcast(g * self.out * log_a, self.b_shape)
+        return ga, gb
+
+
+class Maximum(_Binary):
+    def compute(self, a, b):
+        self.a, self.b = a, b
+        return self.xp.maximum(a, b)
+
+    def backward(self, g):  # ties split the gradient evenly, as in PyTorch
+        share = self.xp.where(self.a == self.b, 0.5, (self.a > self.b) * 1.0).astype(g.dtype)
+        ga = unbroadcast(g * share, self.a_shape) if self.needs_grad(0) else None
+        gb = unbroadcast(g * (1 - share), self.b_shape) if self.needs_grad(1) else None
+        return ga, gb
+
+
+class Minimum(_Binary):
+    def compute(self, a, b):
+        self.a, self.b = a, b
+        return self.xp.minimum(a, b)
+
+    def backward(self, g):
+        share = self.xp.where(self.a == self.b, 0.5, (self.a < self.b) * 1.0).astype(g.dtype)
+        ga = unbroadcast(g * share, self.a_shape) if self.needs_grad(0) else None
+        gb = unbroadcast(g * (1 - share), self.b_shape) if self.needs_grad(1) else None
+        return ga, gb
+
+
+class Where(Function):
+    def forward(self, condition, a, b):
+        self.condition, self.a_shape, self.b_shape = condition, _shape(a), _shape(b)
+        try:
+            return self.xp.where(condition, a, b)
+        except ValueError as exc:
+            raise broadcast_error("where", _shape(condition), self.a_shape, self.b_shape) from exc
+
+    def backward(self, g):
+        zero = self.xp.zeros((), dtype=g.dtype)
+        ga = unbroadcast(self.xp.where(self.condition, g, zero), self.a_shape) if self.needs_grad(1) else None
+        gb = unbroadcast(self.xp.where(self.condition, zero, g), self.b_shape) if self.needs_grad(2) else None
+        return None, ga, gb
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.out = self.xp.exp(x)
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out,)
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return self.xp.log(x)
+
+    def backward(self, g):
+        return (g / self.x,)
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.out = self.xp.sqrt(x)
+        return self.out
+
+    def backward(self, g):
+        return (g / (2 * self.out),)
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.x = x
+        return self.xp.abs(x)
+
+    def backward(self, g):
+        return (g * self.xp.sign(self.x),)
+
+
+class Sin(Function):
+    def forward(self, x):
+        self.x = x
+        return self.xp.sin(x)
+
+    def backward(self, g):
+        return (g * self.xp.cos(self.x),)
+
+
+class Cos(Function):
+    def forward(self, x):
+        self.x = x
+        return self.xp.cos(x)
+
+    def backward(self, g):
+        return (-g * self.xp.sin(self.x),)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = self.xp.tanh(x)
+        return self.out
+
+    def backward(self, g):
+        return (g * (1 - self.out * self.out),)
+
+
+class Sigmoid(Function):
+    def forward(self, x):  # exp of -|x| never overflows
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        self.out = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out * (1 - self.out),)
+
+
+class Relu(Function):
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, g):
+        return (g * self.mask,)
+
+
+class LeakyRelu(Function):
+    def forward(self, x, negative_slope):
+        self.slope = self.xp.where(x > 0, 1, negative_slope).astype(x.dtype)
+        return x * self.slope
+
+    def backward(self, g):
+        return (g * self.slope, None)
+
+
+class Gelu(Function):
+    """GELU: x * Phi(x) with the exact normal CDF (``approximate="none"``) or its tanh form."""
+
+    def forward(self, x, approximate="none"):
+        xp = self.xp
+        self.x, self.approximate = x, approximate
+        if approximate == "tanh":
+            self.t = xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
+            return 0.5 * x * (1 + self.t)
+        self.cdf = 0.5 * (1 + self.backend.erf(x * (1 / math.sqrt(2))))
+        return x * self.cdf
+
+    def backward(self, g):
+        x, xp = self.x, self.xp
+        if self.approximate == "tanh":
+            dt = (1 - self.t * self.t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
+            return (g * (0.5 * (1 + self.t) + 0.5 * x * dt), None)
+        pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        return (g * (self.cdf + x * pdf), None)
+
+
+class Softplus(Function):
+    """log(1 + exp(beta x)) / beta, linear above ``threshold`` (as PyTorch)."""
+
+    def forward(self, x, beta=1.0, threshold=20.0):
+        xp = self.xp
+        bx = x * beta
+        self.linear, self.bx = bx > threshold, bx
+        soft = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / beta
+        return xp.where(self.linear, x, soft)
+
+    def backward(self, g):
+        xp = self.xp
+        e = xp.exp(-xp.abs(self.bx))
+        sig = xp.where(self.bx >= 0, 1 / (1 + e), e / (1 + e))
+        return (g * xp.where(self.linear, 1, sig).astype(g.dtype, copy=False), None, None)
+
+
+class Clamp(Function):
+    def forward(self, x, low, high):
+        xp = self.xp
+        self.mask = xp.ones(x.shape, dtype=bool)
+        if low is not None:
+            self.mask &= x >= low
+            x = xp.maximum(x, low)
+        if high is not None:
+            self.mask &= x <= high
+            x = xp.minimum(x, high)
+        return x
+
+    def backward(self, g):
+        return (g * self.mask, None, None)
+
+
+class AsType(Function):
+    def forward(self, x, dtype):
+        self.in_dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return (g.astype(self.in_dtype), None)
+
+
+class ToDevice(Function):
+    """A copy to another device; built by ``to_device`` since its output changes device."""
+
+    def backward(self, g):
+        return (self.source.from_host(self.target.to_host(g)), None)
+
+
+class Clone(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return (g,)
+
+
+# -- the public functions --------------------------------------------------------------------------
+def add(input: Tensor | Any, other: Tensor | Any) -> Tensor:
+    return Add.apply(input, other)
+
+
+def sub(input: Tensor | Any, other: Tensor | Any) -> Tensor:
+    return Sub.apply(input, other)
+
+
+def mul(input: Tensor | Any, other: Tensor | Any) -> Tensor:
+    return Mul.apply(input, other)
+
+
+def div(input: Tensor | Any, other: Tensor | Any) -> Tensor:
+    return Div.apply(input, other)
+
+
+def pow(input: Tensor | Any, exponent: Tensor | Any) -> Tensor:
+    return Pow.apply(input, exponent)
+
+
+def maximum(input: Tensor, other: Tensor | Any) -> Tensor:
+    return Maximum.apply(input, other)
+
+
+def minimum(input: Tensor, other: Tensor | Any) -> Tensor:
+    return Minimum.apply(input, other)
+
+
+def where(condition: Tensor, input: Tensor | Any, other: Tensor | Any) -> Tensor:
+    """``input`` where ``condition`` holds, else ``other`` (broadcasting all three)."""
+    if not isinstance(condition, Tensor) or condition.dtype.kind != "b":
+        got = condition.dtype if isinstance(condition, Tensor) else type(condition).__name__
+        raise TypeError(f"where: condition must be a bool tensor, got {got}")
+    return Where.apply(condition, input, other)
+
+
+def neg(input: Tensor) -> Tensor:
+    return Neg.apply(input)
+
+
+def exp(input: Tensor) -> Tensor:
+    return Exp.apply(input)
+
+
+def log(input: Tensor) -> Tensor:
+    return Log.apply(input)
+
+
+def sqrt(input: Tensor) -> Tensor:
+    return Sqrt.apply(input)
+
+
+def abs(input: Tensor) -> Tensor:
+    return Abs.apply(input)
+
+
+def sin(input: Tensor) -> Tensor:
+    return Sin.apply(input)
+
+
+def cos(input: Tensor) -> Tensor:
+    return Cos.apply(input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    return Tanh.apply(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return Sigmoid.apply(input)
+
+
+def relu(input: Tensor) -> Tensor:
+    return Relu.apply(input)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return LeakyRelu.apply(input, negative_slope)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """GELU; ``approximate="tanh"`` uses the tanh form (GPT-2), ``"none"`` the exact erf form."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return Gelu.apply(input, approximate)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return Softplus.apply(input, beta, threshold)
+
+
+def clamp(input: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
+    """Limit values to ``[min, max]``; the gradient flows where the input was inside the range."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return Clamp.apply(input, min, max)
+
+
+clip = clamp
+
+
+def astype(input: Tensor, dtype: Any) -> Tensor:
+    return AsType.apply(input, dtype)
+
+
+def to_device(input: Tensor, device: Device) -> Tensor:
+    """Copy ``input`` to ``device`` through the host; the gradient travels back the same way."""
+    source, target = input._device.backend, device.backend
+    data = target.from_host(source.to_host(input._data))
+    if not (input._requires_grad and is_grad_enabled()):
+        return Tensor._make(data, device, False, None)
+    fn = ToDevice()
+    fn.inputs, fn.source, fn.target = (input, device), source, target
+    return Tensor._make(data, device, True, fn)
+
+
+def clone(input: Tensor) -> Tensor:
+    return Clone.apply(input)

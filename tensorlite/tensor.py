@@ -1,0 +1,346 @@
+"""``Tensor``: one backend array plus what autograd needs (``requires_grad``, ``grad``, its node).
+
+The methods here are thin: the math lives in ``tensorlite.ops`` (one ``Function`` per op), so
+that ``x.exp()`` and ``tl.exp(x)`` are the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy
+
+from tensorlite import dtypes
+from tensorlite.autograd import Function, is_grad_enabled, run_backward
+from tensorlite.device import Device, device as as_device
+
+
+class Tensor:
+    """An n-dimensional array on a device, with reverse-mode gradients.
+
+    Build tensors with ``tl.tensor``, ``tl.zeros``, ``tl.randn`` ...; ``Tensor(data)`` is
+    ``tl.tensor(data)``.
+    """
+
+    __slots__ = ("_data", "_device", "_requires_grad", "_fn", "grad", "__weakref__")
+    __array_priority__ = 1000  # ``ndarray + tensor`` defers to ``Tensor.__radd__``
+
+    def __init__(self, data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> None:
+        from tensorlite.creation import tensor
+
+        made = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+        self._data, self._device, self._requires_grad = made._data, made._device, made._requires_grad
+        self._fn = None
+        self.grad = None
+
+    @classmethod
+    def _make(cls, data: Any, device: Device, requires_grad: bool, fn: Function | None) -> Tensor:
+        """Wrap a backend array without copying or checking (the library's internal constructor)."""
+        t = object.__new__(cls)
+        t._data = data
+        t._device = device
+        t._requires_grad = requires_grad
+        t._fn = fn
+        t.grad = None
+        return t
+
+    # -- attributes ----------------------------------------------------------------------------
+    @property
+    def data(self) -> Tensor:
+        """The same values, detached from the graph (as ``torch.Tensor.data``)."""
+        return self.detach()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
+        """The shape, or one dimension of it (``torch.Tensor.size``)."""
+        return self._data.shape if dim is None else self._data.shape[dim]
+
+    def numel(self) -> int:
+        """The number of elements."""
+        return self._data.size
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def dtype(self) -> numpy.dtype:
+        return self._data.dtype
+
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._fn is None
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Start (or stop) recording operations on this leaf tensor; returns ``self``."""
+        if requires_grad and not dtypes.is_floating(self.dtype):
+            raise RuntimeError(f"requires_grad: only floating-point tensors can require grad, got {self.dtype}")
+        if not requires_grad and self._fn is not None:
+            raise RuntimeError("requires_grad: cannot switch off requires_grad of a non-leaf tensor; use detach()")
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} elements is ambiguous")
+        return bool(self._data)
+
+    def __repr__(self) -> str:
+        body = numpy.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        extras = []
+        if self._device.type != "cpu":
+            extras.append(f"device='{self._device}'")
+        if self.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool_):
+            extras.append(f"dtype={self.dtype.name}")
+        if self._fn is not None:
+            extras.append(f"grad_fn=<{type(self._fn).__name__}Backward>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body, *extras]) + ")"
+
+    # -- leaving the graph, leaving the device ---------------------------------------------------
+    def detach(self) -> Tensor:
+        """The same array, cut from the graph (no copy)."""
+        return Tensor._make(self._data, self._device, False, None)
+
+    def numpy(self) -> numpy.ndarray:
+        """A host NumPy array: the tensor's own memory on the CPU, a copy from a device."""
+        return self._device.backend.to_host(self._data)
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def item(self) -> int | float | bool:
+        """The value of a one-element tensor as a Python number."""
+        if self._data.size != 1:
+            raise ValueError(f"item: only one-element tensors can be converted, this one has shape {self.shape}")
+        return self._data.item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if dtypes.is_floating(self.dtype) or self._data.size != 1:
+            raise TypeError(f"index: only one-element integer tensors can be used as an index, got {self.dtype}")
+        return int(self.item())
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> numpy.ndarray:
+        host = self.numpy()
+        return host if dtype is None else host.astype(dtype, copy=False)
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self._data.__dlpack_device__()
+
+    def to(self, device: Any = None, dtype: Any = None) -> Tensor:
+        """Move to ``device`` and/or cast to ``dtype`` (differentiable; no-op if nothing changes)."""
+        from tensorlite import ops
+
+        out = self
+        if device is not None and as_device(device) is not self._device:
+            out = ops.to_device(out, as_device(device))
+        if dtype is not None:
+            out = out.astype(dtype)
+        return out
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> Tensor:
+        return self.to(f"cuda:{index}")
+
+    def astype(self, dtype: Any) -> Tensor:
+        """Cast to ``dtype`` (differentiable between floating dtypes)."""
+        from tensorlite import ops
+
+        dtype = dtypes.as_dtype(dtype)
+        return self if dtype == self.dtype else ops.astype(self, dtype)
+
+    type = astype
+
+    def float(self) -> Tensor:
+        return self.astype(dtypes.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(dtypes.float64)
+
+    def half(self) -> Tensor:
+        return self.astype(dtypes.float16)
+
+    def long(self) -> Tensor:
+        return self.astype(dtypes.int64)
+
+    def int(self) -> Tensor:
+        return self.astype(dtypes.int32)
+
+    def bool(self) -> Tensor:
+        return self.astype(dtypes.bool_)
+
+    def clone(self) -> Tensor:
+        from tensorlite import ops
+
+        return ops.clone(self)
+
+    def contiguous(self) -> Tensor:
+        return self
+
+    # -- autograd --------------------------------------------------------------------------------
+    def backward(self, gradient: Tensor | Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``gradient`` is required unless ``self`` has one element; it is d(loss)/d(self).
+        """
+        if not self._requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad: no input had requires_grad=True, "
+                "or it was computed under tl.no_grad()"
+            )
+        if gradient is None:
+            if self._data.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be created implicitly only for a one-element output, this one has "
+                    f"shape {self.shape}; reduce it first (e.g. .sum()) or pass gradient= of that shape"
+                )
+            grad = self._device.backend.xp.ones(self.shape, dtype=self.dtype)
+        else:
+            grad = gradient._data if isinstance(gradient, Tensor) else self._device.backend.xp.asarray(gradient)
+            if grad.shape != self.shape:
+                raise RuntimeError(f"backward: gradient has shape {grad.shape}, expected {self.shape} (the tensor's)")
+        run_backward(self, grad, retain_graph)
+
+    def zero_(self) -> Tensor:
+        """Fill with zeros in place."""
+        self._data[...] = 0
+        return self
+
+    # -- operators (the math is in tensorlite.ops) ------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.div(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return ops.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return ops.pow(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return ops.neg(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return ops.abs(self)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return ops.eq(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return ops.ne(self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return ops.lt(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return ops.le(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return ops.gt(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return ops.ge(self, other)
+
+    def __invert__(self) -> Tensor:
+        return ops.logical_not(self)
+
+    def __and__(self, other: Any) -> Tensor:
+        return ops.logical_and(self, other)
+
+    def __or__(self, other: Any) -> Tensor:
+        return ops.logical_or(self, other)
+
+    def __getitem__(self, key: Any) -> Tensor:
+        return ops.getitem(self, key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        ops.setitem_(self, key, value)
+
+    @property
+    def T(self) -> Tensor:
+        return ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self) -> Tensor:
+        return ops.transpose(self, -2, -1)
+
+
+def _bind_methods(names: Sequence[str]) -> None:
+    """Make ``x.name(...)`` call ``ops.name(x, ...)`` for each op that PyTorch has as a method too."""
+    for name in names:
+        setattr(Tensor, name, getattr(ops, name))
+
+
+from tensorlite import ops  # noqa: E402  (ops build on Tensor)
+
+_bind_methods(ops.TENSOR_METHODS)
