@@ -161,7 +161,7 @@ class SimArray:
         attribute = getattr(self._a, name)
         if not callable(attribute):
             return _wrap(attribute)
-        return functools.wraps(attribute)(lambda *args, **kwargs: _call(attribute, args, kwargs, [self]))
+        return lambda *args, **kwargs: _call(attribute, args, kwargs, [self])
 
     # -- explicit ways out ---------------------------------------------------------------------
     def get(self) -> numpy.ndarray:
@@ -323,7 +323,7 @@ class SimBackend(Backend):
         return _device_array(array).copy()
 
     def from_dlpack(self, capsule_owner: object) -> SimArray:
-        """Import without copying; a host NumPy array is refused (use ``from_host``), as CuPy does."""
+        """Import without copying. A host NumPy array is refused: it comes in through ``from_host``."""
         return SimArray(numpy.from_dlpack(_unwrap(capsule_owner)))
 
     def manual_seed(self, seed: int | None) -> None:

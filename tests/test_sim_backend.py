@@ -6,7 +6,6 @@ import operator
 
 import numpy
 import pytest
-
 from tensorlite.backends import get_backend
 from tensorlite.backends.numpy_backend import NumpyBackend
 from tensorlite.backends.sim import SimArray, SimBackend
@@ -45,8 +44,9 @@ def test_binary_operators_match_numpy(backend: SimBackend, op) -> None:
     numpy.testing.assert_array_equal(host(op(sa, sb)), op(a, b))
     numpy.testing.assert_array_equal(host(op(sa, 2)), op(a, 2))  # Python scalar, right
     numpy.testing.assert_array_equal(host(op(3, sa)), op(3, a))  # Python scalar, left (reflected)
-    numpy.testing.assert_array_equal(host(op(a.dtype.type(2), sa)), op(a.dtype.type(2), a))  # NumPy scalar, left
-    numpy.testing.assert_array_equal(host(op(sa, a.dtype.type(2))), op(a, a.dtype.type(2)))
+    two = a.dtype.type(2)
+    numpy.testing.assert_array_equal(host(op(two, sa)), op(two, a))  # NumPy scalar, left
+    numpy.testing.assert_array_equal(host(op(sa, two)), op(a, two))
 
 
 def test_matmul_divmod_unary(backend: SimBackend) -> None:
@@ -205,7 +205,8 @@ def test_ufunc_at_accumulates(xp) -> None:
 
 def test_scatter_add_accumulates_repeated_indices(backend: SimBackend) -> None:
     target = backend.from_host(numpy.zeros(5))
-    backend.scatter_add(target, backend.from_host(numpy.array([1, 1, 4, 1])), backend.from_host(numpy.ones(4)))
+    index = backend.from_host(numpy.array([1, 1, 4, 1]))
+    backend.scatter_add(target, index, backend.from_host(numpy.ones(4)))
     numpy.testing.assert_array_equal(host(target), [0, 3, 0, 0, 1])
     grid = backend.from_host(numpy.zeros((3, 2)))
     rows = backend.from_host(numpy.array([0, 2, 0]))
