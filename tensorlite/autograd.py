@@ -115,8 +115,9 @@ class Function:
 def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
     """Propagate ``grad`` (an array shaped like ``root``) to every leaf that requires grad."""
     root_fn = root._fn
+    claimed = {id(grad)}  # the caller's gradient array: a leaf must own a copy, not alias it
     if root_fn is None:  # backward on a leaf: its gradient is ``grad`` itself
-        _accumulate(root, grad, set())
+        _accumulate(root, grad, claimed)
         return
     # 1. Count, for every node, how many edges lead into it from the nodes above it.
     pending = {root_fn: 0}
@@ -139,7 +140,6 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
     # 2. Visit nodes once all their consumers have contributed (Kahn's algorithm).
     grads = {root_fn: grad}
     ready = [root_fn]
-    claimed: set[int] = set()
     while ready:
         fn = ready.pop()
         input_grads = fn.backward(grads.pop(fn))

@@ -49,8 +49,8 @@ def _resolve_auto() -> str:
 
 def device(spec: str | Device | None = None) -> Device:
     """Parse ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"sim"`` or ``"auto"``; ``None`` is the default device."""
-    if isinstance(spec, Device):
-        return spec
+    if isinstance(spec, Device):  # one object per device: ops compare devices with ``is``
+        return _devices.setdefault(str(spec), spec)
     if spec is None:
         return default_device()
     found = _devices.get(spec)
@@ -64,7 +64,10 @@ def device(spec: str | Device | None = None) -> Device:
     type_, _, index_text = text.partition(":")
     if type_ not in DEVICE_TYPES or (index_text and not index_text.isdigit()):
         raise ValueError(f"device: cannot parse {spec!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'sim'")
-    found = Device(type_, int(index_text or 0))
+    canonical = type_ if type_ == "cpu" else f"{type_}:{int(index_text or 0)}"  # "sim" and "sim:0" are one device
+    found = _devices.get(canonical)
+    if found is None:
+        found = _devices[canonical] = Device(type_, int(index_text or 0))
     _devices[spec] = found
     return found
 

@@ -242,10 +242,52 @@ class Tensor:
                 raise RuntimeError(f"backward: gradient has shape {grad.shape}, expected {self.shape} (the tensor's)")
         run_backward(self, grad, retain_graph)
 
-    def zero_(self) -> Tensor:
-        """Fill with zeros in place."""
-        self._data[...] = 0
+    # -- in-place updates (outside the graph: weight updates, initialisation) --------------------
+    def _inplace(self, op: str, ufunc: str | None, other: Any) -> Tensor:
+        """Apply ``xp.<ufunc>(self, other)`` into self's memory (``None``: just assign ``other``)."""
+        if self._requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                f"{op}: in-place update of a tensor that requires grad is not recorded by autograd; "
+                "do it under tl.no_grad() (as optimizers do) or use the out-of-place op"
+            )
+        if isinstance(other, Tensor):
+            if other._device is not self._device:
+                raise RuntimeError(f"{op}: expected both tensors on one device, got {self._device} and {other._device}")
+            other = other._data
+        if ufunc is None:
+            self._data[...] = other
+        else:
+            getattr(self._device.backend.xp, ufunc)(self._data, other, out=self._data)
         return self
+
+    def add_(self, other: Any, *, alpha: float = 1) -> Tensor:
+        return self._inplace("add_", "add", other if alpha == 1 else other * alpha)
+
+    def sub_(self, other: Any, *, alpha: float = 1) -> Tensor:
+        return self._inplace("sub_", "subtract", other if alpha == 1 else other * alpha)
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._inplace("mul_", "multiply", other)
+
+    def div_(self, other: Any) -> Tensor:
+        return self._inplace("div_", "divide", other)
+
+    def copy_(self, src: Tensor | Any) -> Tensor:
+        """Overwrite the values with ``src`` (broadcast to this shape, cast to this dtype)."""
+        if isinstance(src, Tensor) and src._device is not self._device:
+            src = src.detach().to(self._device)
+        return self._inplace("copy_", None, src)
+
+    def fill_(self, value: float) -> Tensor:
+        return self._inplace("fill_", None, value)
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
 
     # -- operators (the math is in tensorlite.ops) ------------------------------------------------
     def __add__(self, other: Any) -> Tensor:

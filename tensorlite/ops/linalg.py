@@ -26,10 +26,12 @@ class MatMul(Function):
             g2 = xp.expand_dims(g2, -1)
         ga = gb = None
         if self.needs_grad(0):
-            ga = unbroadcast(g2 @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            ga = unbroadcast(g2 @ xp.swapaxes(b2, -1, -2), a2.shape)
         if self.needs_grad(1):
-            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
-        return ga, gb
+            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g2, b2.shape)
+        # Back to vector shapes where a vector was promoted (no reshape otherwise: it would make a view).
+        return (ga.reshape(a.shape) if ga is not None and a.ndim == 1 else ga,
+                gb.reshape(b.shape) if gb is not None and b.ndim == 1 else gb)
 
 
 def matmul(input: Tensor, other: Tensor) -> Tensor:
@@ -46,5 +48,5 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
         try:
             input._device.backend.xp.broadcast_shapes(a[:-2], b[:-2])
         except ValueError as exc:
-            raise broadcast_error("matmul (batch dimensions)", a[:-2], b[:-2]) from exc
+            raise broadcast_error(f"matmul: {a} @ {b}: batch dimensions", a[:-2], b[:-2]) from exc
     return MatMul.apply(input, other)

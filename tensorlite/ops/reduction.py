@@ -6,6 +6,7 @@ dimensions with size 1, as in PyTorch.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, NamedTuple
 
 from tensorlite.autograd import Function
@@ -65,7 +66,7 @@ class Var(Function):
     def forward(self, x, axes, correction, keepdim):
         self.axes, self.shape = axes, x.shape
         self.centered = x - x.mean(axis=axes, keepdims=True)
-        self.denominator = max(_count(x.shape, axes) - correction, 0)
+        self.denominator = builtins.max(_count(x.shape, axes) - correction, 0)
         return (self.centered * self.centered).sum(axis=axes, keepdims=keepdim) / self.denominator
 
     def backward(self, g):

@@ -1,0 +1,135 @@
+"""Op-level speed: tensorlite vs PyTorch (CPU, 2 threads), side by side in one run.
+
+(a) per-op overhead: ``((a*b + c).relu().sum()).backward()`` on 4x4 float32, 10,000 iterations;
+(b) a large op: (1024x1024) @ (1024x1024) float32 forward + backward, also against raw NumPy
+    doing the same three matrix products.
+
+Rounds alternate between frameworks (this machine is noisy); medians and ratios are printed.
+Run with OpenBLAS's core-type override unset so NumPy uses its best kernel:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scripts/bench_ops.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+import tensorlite as tl
+
+
+def blas_summary() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} {i.get('num_threads')} threads"
+                     for i in threadpool_info() if i.get("user_api") == "blas" and "numpy" in i.get("filepath", ""))
+
+
+def alternate(contenders: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Run each contender once per round, in turn; return the median seconds of each."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            times[name].append(run())
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def small_graph_tensorlite(iterations: int) -> float:
+    a, b, c = (tl.randn(4, 4, requires_grad=True) for _ in range(3))
+    start = time.perf_counter()
+    for _ in range(iterations):
+        a.grad = b.grad = c.grad = None
+        ((a * b + c).relu().sum()).backward()
+    return time.perf_counter() - start
+
+
+def small_graph_torch(torch, iterations: int) -> float:
+    a, b, c = (torch.randn(4, 4, requires_grad=True) for _ in range(3))
+    start = time.perf_counter()
+    for _ in range(iterations):
+        a.grad = b.grad = c.grad = None
+        ((a * b + c).relu().sum()).backward()
+    return time.perf_counter() - start
+
+
+def matmul_tensorlite(n: int) -> float:
+    a, b = tl.randn(n, n, requires_grad=True), tl.randn(n, n, requires_grad=True)
+    g = tl.randn(n, n)
+    start = time.perf_counter()
+    (a @ b).backward(g)
+    return time.perf_counter() - start
+
+
+def matmul_numpy(n: int) -> float:
+    rng = np.random.default_rng(0)
+    a, b, g = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(3))
+    start = time.perf_counter()
+    _ = a @ b
+    _ = g @ b.T
+    _ = a.T @ g
+    return time.perf_counter() - start
+
+
+def matmul_torch(torch, n: int) -> float:
+    a, b = torch.randn(n, n, requires_grad=True), torch.randn(n, n, requires_grad=True)
+    g = torch.randn(n, n)
+    start = time.perf_counter()
+    (a @ b).backward(g)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=10_000, help="small-graph iterations per round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds for the small graph")
+    parser.add_argument("--matmul-rounds", type=int, default=15)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch (tensorlite and NumPy only)")
+    args = parser.parse_args()
+
+    torch = None
+    if not args.no_torch:
+        import torch
+
+        torch.set_num_threads(2)
+    tl.set_default_device("cpu")
+    print(f"tensorlite {tl.__version__}, numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else ""))
+    print(f"numpy BLAS: {blas_summary()}")
+
+    small = {"tensorlite": lambda: small_graph_tensorlite(args.iterations)}
+    if torch:
+        small["torch"] = lambda: small_graph_torch(torch, args.iterations)
+    small_graph_tensorlite(200)  # warm up
+    t = alternate(small, args.rounds)
+    print(f"\n(a) ((a*b + c).relu().sum()).backward(), 4x4 float32, {args.iterations} iterations, "
+          f"median of {args.rounds} rounds")
+    for name, seconds in t.items():
+        print(f"    {name:<11} {seconds * 1e3:8.1f} ms  ({seconds / args.iterations * 1e6:.1f} us/iteration)")
+    if torch:
+        print(f"    ratio tensorlite/torch = {t['tensorlite'] / t['torch']:.2f}")
+
+    n = args.size
+    big = {"tensorlite": lambda: matmul_tensorlite(n), "numpy": lambda: matmul_numpy(n)}
+    if torch:
+        big["torch"] = lambda: matmul_torch(torch, n)
+    for run in big.values():
+        run()  # warm up
+    t = alternate(big, args.matmul_rounds)
+    flops = 3 * 2 * n**3
+    print(f"\n(b) ({n}x{n}) @ ({n}x{n}) float32 forward + backward (3 matmuls), median of {args.matmul_rounds}")
+    for name, seconds in t.items():
+        print(f"    {name:<11} {seconds * 1e3:8.1f} ms  ({flops / seconds / 1e9:.0f} GFLOP/s)")
+    print(f"    ratio tensorlite/numpy = {t['tensorlite'] / t['numpy']:.3f}")
+    if torch:
+        print(f"    ratio tensorlite/torch = {t['tensorlite'] / t['torch']:.2f}   "
+              f"(numpy/torch = {t['numpy'] / t['torch']:.2f}: the BLAS libraries differ)")
+
+
+if __name__ == "__main__":
+    main()
