@@ -8,6 +8,7 @@ import numpy
 
 from .base import Array, Backend
 
+
 def erf_approx(x: numpy.ndarray) -> numpy.ndarray:
     """erf from the Chebyshev-fitted erfc of Numerical Recipes (relative error < 1.2e-7)."""
     z = numpy.abs(x).astype(numpy.float64)
@@ -54,7 +55,9 @@ class NumpyBackend(Backend):
     def scatter_add(self, target: numpy.ndarray, index: Any, values: Array) -> None:
         numpy.add.at(target, index, values)
 
-    def sliding_window_view(self, x: numpy.ndarray, window_shape: tuple[int, ...], axis: tuple[int, ...]) -> numpy.ndarray:
+    def sliding_window_view(
+        self, x: numpy.ndarray, window_shape: tuple[int, ...], axis: tuple[int, ...]
+    ) -> numpy.ndarray:
         return numpy.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axis)
 
     def erf(self, x: numpy.ndarray) -> numpy.ndarray:

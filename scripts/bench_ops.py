@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,8 +27,10 @@ def blas_summary() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "threadpoolctl not installed"
-    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} {i.get('num_threads')} threads"
-                     for i in threadpool_info() if i.get("user_api") == "blas" and "numpy" in i.get("filepath", ""))
+    return "; ".join(
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} {i.get('num_threads')} threads"
+        for i in threadpool_info() if i.get("user_api") == "blas" and "numpy" in i.get("filepath", "")
+    )
 
 
 def alternate(contenders: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:

@@ -13,7 +13,7 @@ import tensorlite as tl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE)")
     parser.add_argument("--epochs", type=int, default=5000)
     parser.add_argument("--lr", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)

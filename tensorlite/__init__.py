@@ -28,7 +28,7 @@ from tensorlite import nn  # noqa: E402
 bool = bool_  # tl.bool, as torch.bool
 
 __all__ = [
-    "__version__", "Tensor", "Device", "device", "default_device", "set_default_device",
+    "__version__", "autograd", "Tensor", "Device", "device", "default_device", "set_default_device",
     "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "nn",
     "bool", "bool_", "double", "float", "float16", "float32", "float64", "half", "int32", "int64", "long", "uint8",
     "get_default_dtype", "set_default_dtype",

@@ -10,7 +10,8 @@ in reverse topological order without recursion.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tensorlite.tensor import Tensor
@@ -102,7 +103,8 @@ class Function:
         out = fn.forward(*arrays, **params)
         if not isinstance(out, backend.array_type):  # NumPy returns scalars from 0-d math
             out = backend.xp.asarray(out)
-        if requires_grad and _grad_enabled and cls.differentiable:
+        # Only floating outputs carry gradients (an int cast or a comparison ends the graph).
+        if requires_grad and _grad_enabled and cls.differentiable and out.dtype.kind == "f":
             fn.inputs = args
             return Tensor._make(out, device, True, fn)
         return Tensor._make(out, device, False, None)

@@ -4,13 +4,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy
 
 from tensorlite import dtypes
 from tensorlite.backends import manual_seed as _seed_backends
-from tensorlite.device import Device, device as as_device
+from tensorlite.device import Device
+from tensorlite.device import device as as_device
 from tensorlite.tensor import Tensor
 
 _DLPACK_DEVICE_TYPES = {1: "cpu", 2: "cuda", 3: "cpu"}  # kDLCPU, kDLCUDA, kDLCUDAHost
@@ -173,6 +175,8 @@ def randint(low: int, high: int | None = None, size: Sequence[int] = (), *, dtyp
     """Uniform integers in [low, high) (``randint(high, size)`` starts at 0), int64 by default."""
     if high is None:
         low, high = 0, low
+    elif isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
     target = as_device(device)

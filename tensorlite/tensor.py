@@ -6,13 +6,15 @@ that ``x.exp()`` and ``tl.exp(x)`` are the same code.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy
 
 from tensorlite import dtypes
 from tensorlite.autograd import Function, is_grad_enabled, run_backward
-from tensorlite.device import Device, device as as_device
+from tensorlite.device import Device
+from tensorlite.device import device as as_device
 
 
 class Tensor:

@@ -5,7 +5,7 @@ PyTorch is a test-only oracle; tests that need it skip when it is not installed.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest

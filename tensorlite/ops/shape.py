@@ -5,7 +5,7 @@ split, chunk. Gradients just undo the rearrangement.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from tensorlite.autograd import Function
 from tensorlite.errors import check_dim
