@@ -1,0 +1,43 @@
+"""The affine map of a fully connected layer, ``y = x @ W.T + b``, as one fused op.
+
+Fused so that a batch of any leading shape costs two matrix products in backward: the weight
+gradient flattens the leading dimensions into one (instead of a batched product summed later).
+"""
+
+from __future__ import annotations
+
+from tensorlite.autograd import Function
+from tensorlite.tensor import Tensor
+
+
+class Linear(Function):
+    def forward(self, x, weight, bias):
+        self.x, self.weight = x, weight
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, g):
+        x, weight = self.x, self.weight
+        g2 = g.reshape(-1, g.shape[-1])  # (batch, out) with every leading dimension in the batch
+        gx = g @ weight if self.needs_grad(0) else None
+        gw = g2.T @ x.reshape(-1, x.shape[-1]) if self.needs_grad(1) else None
+        gb = g2.sum(axis=0) if self.needs_grad(2) else None
+        return gx, gw, gb
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias``: input (*, in), weight (out, in), bias (out,) -> (*, out)."""
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {input.shape} does not match weight of shape {weight.shape}: "
+                         f"expected the last input dimension to be in_features={weight.shape[1]}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},) for weight of shape "
+                         f"{weight.shape}")
+    for name, other in (("weight", weight), ("bias", bias)):
+        if other is not None and other.dtype != input.dtype:
+            raise TypeError(f"linear: input is {input.dtype} but {name} is {other.dtype}; cast one of them")
+    return Linear.apply(input, weight, bias)
