@@ -12,6 +12,8 @@ after ``weight`` are keyword-only, so a call that passed them positionally fails
 
 from __future__ import annotations
 
+import math
+
 from tensorlite.autograd import Function
 from tensorlite.tensor import Tensor
 
@@ -73,12 +75,14 @@ class BinaryCrossEntropy(Function):
     """-weight * (y log x + (1 - y) log(1 - x)) elementwise, each log clamped to >= -100 as in PyTorch."""
 
     def forward(self, x, y, weight):
-        xp = self.xp
         self.x, self.y, self.weight = x, y, weight
-        self.log_x = xp.maximum(xp.log(x), -100)
-        self.log_1mx = xp.maximum(xp.log1p(-x), -100)
+        self.log_x, self.log_1mx = self.clamped_log(x), self.clamped_log(1 - x)
         loss = -(y * self.log_x + (1 - y) * self.log_1mx)
         return loss if weight is None else loss * weight
+
+    def clamped_log(self, p):
+        """log(p) clamped to >= -100; flooring p first keeps log(0) from warning."""
+        return self.xp.maximum(self.xp.log(self.xp.maximum(p, math.exp(-100))), -100)
 
     def backward(self, g):
         x, y = self.x, self.y
@@ -155,10 +159,14 @@ class _ClassLoss(Function):
     def pick_targets(self, x, target, weight, ignore_index):
         """Per row: the target class (0 where ignored), whether it counts, and weight[target] (0 where ignored)."""
         xp = self.xp
+        counted = target != ignore_index
         self.rows = xp.arange(x.shape[0])
-        self.keep = (target != ignore_index).astype(x.dtype)
-        self.target = xp.where(target != ignore_index, target, 0)
-        self.target_weight = self.keep if weight is None else weight.astype(x.dtype)[self.target] * self.keep
+        self.keep = counted.astype(x.dtype)
+        self.target = xp.where(counted, target, 0)
+        if weight is None:
+            self.target_weight = self.keep
+        else:
+            self.target_weight = weight.astype(x.dtype, copy=False)[self.target] * self.keep
 
     def reduce(self, loss, reduction, total_weight):
         """The row losses, their sum, or their sum over ``total_weight`` (PyTorch's weighted mean)."""
@@ -187,7 +195,7 @@ class CrossEntropy(_ClassLoss):
         self.softmax /= total
         logp -= xp.log(total)
         self.smoothing, self.probabilities = smoothing, target.ndim == 2
-        self.weight = xp.ones(classes, dtype=x.dtype) if weight is None else weight.astype(x.dtype)
+        self.weight = xp.ones(classes, dtype=x.dtype) if weight is None else weight.astype(x.dtype, copy=False)
         if self.probabilities:
             self.logp = logp
             self.weighted_target = ((1 - smoothing) * target + smoothing / classes) * self.weight
