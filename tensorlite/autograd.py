@@ -13,6 +13,8 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy
+
 if TYPE_CHECKING:
     from tensorlite.tensor import Tensor
 
@@ -94,6 +96,8 @@ class Function:
                     )
                 requires_grad = requires_grad or arg._requires_grad
                 arrays.append(arg._data)
+            elif isinstance(arg, numpy.generic):  # a NumPy scalar acts as a Python number, as in PyTorch:
+                arrays.append(arg.item())  # x * np.float64(2) stays float32
             else:
                 arrays.append(arg)
         fn = cls()
@@ -172,6 +176,9 @@ def _accumulate(leaf: Tensor, g: Any, claimed: set[int]) -> None:
         leaf.grad = Tensor._make(g, leaf._device, False, None)
     else:
         leaf.grad._data = leaf.grad._data + g
+    backend = leaf._device.backend
+    if not isinstance(leaf.grad._data, backend.array_type):  # NumPy returns scalars from 0-d math
+        leaf.grad._data = backend.xp.asarray(leaf.grad._data)
 
 
 from tensorlite.tensor import Tensor  # noqa: E402  (Tensor needs Function; Function needs Tensor)
