@@ -1,1 +1,5 @@
-"""Ready-made models (the MLPs, CNN and Shakespeare transformer arrive with later issues)."""
+"""Ready-made models, each with a dataclass config."""
+
+from tensorlite.models.mlp import MLP, MLPConfig, perceptron
+
+__all__ = ["MLP", "MLPConfig", "perceptron"]

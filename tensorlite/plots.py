@@ -1,0 +1,99 @@
+"""PNG plots with matplotlib (an optional extra): loss curves and 2-D decision boundaries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import tensorlite as tl
+
+
+class PlotError(RuntimeError):
+    """Plotting is not possible (matplotlib missing, no log, a model that is not 2-D)."""
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotError('plotting needs matplotlib: pip install "tensorlite[plot]"') from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_loss(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Loss (and accuracy, if logged) per epoch from ``run_dir/log.jsonl``."""
+    log = Path(run_dir) / "log.jsonl"
+    if not log.exists():
+        raise PlotError(f"no training log at {log}")
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    if not records:
+        raise PlotError(f"{log} is empty")
+    plt = _pyplot()
+    has_accuracy = "train_accuracy" in records[0]
+    fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(11 if has_accuracy else 6, 4), squeeze=False)
+    epochs = [r["epoch"] for r in records]
+    for ax, metric in zip(axes[0], ["loss", "accuracy"]):
+        for split in ("train", "val"):
+            key = f"{split}_{metric}"
+            if key in records[0]:
+                ax.plot(epochs, [r[key] for r in records], label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    axes[0][0].set_yscale("log")
+    fig.suptitle(f"training run {Path(run_dir).name}")
+    out = Path(out) if out is not None else Path(run_dir) / "loss.png"
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_boundary(checkpoint: str | Path, out: str | Path | None = None, resolution: int = 200) -> Path:
+    """Model output over a grid covering the training points, the 0.5 contour, and the points."""
+    from tensorlite import commands, tasks
+    from tensorlite.data import Normalizer
+
+    model, meta = commands.load_task_checkpoint(checkpoint)
+    if meta["model_config"]["sizes"][0] != 2:
+        raise PlotError(f"plot boundary: the {meta['task']} model takes {meta['model_config']['sizes'][0]} "
+                        "inputs; decision boundaries are drawn for 2-input models only")
+    x, y = tasks.get_task(meta["task"]).splits(meta["seed"])["train"]
+    normalizer = Normalizer(**meta["normalizer"])
+    margin = 0.25 * (x.max(axis=0) - x.min(axis=0)) + 0.1
+    lo, hi = x.min(axis=0) - margin, x.max(axis=0) + margin
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+    with tl.no_grad():
+        outputs = model(tl.tensor(normalizer(grid))).numpy()
+    if meta["loss"] == "ce":
+        exp = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        value = (exp / exp.sum(axis=1, keepdims=True))[:, -1]
+    elif meta["loss"] == "bce":
+        value = 1 / (1 + np.exp(-outputs[:, 0]))
+    else:
+        value = outputs[:, 0]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    mesh = ax.contourf(gx, gy, value.reshape(gx.shape), levels=20, cmap="RdBu_r", alpha=0.8)
+    if meta.get("classes"):
+        ax.contour(gx, gy, value.reshape(gx.shape), levels=[0.5], colors="k", linewidths=1.5)
+    fig.colorbar(mesh, ax=ax, label="output" if not meta.get("classes") else "P(class 1)")
+    colors = y if meta.get("classes") else y.reshape(-1)
+    ax.scatter(x[:, 0], x[:, 1], c=colors, cmap="RdBu_r", edgecolors="k", s=40 if len(x) < 50 else 12)
+    ax.set_title(f"{meta['task']}: decision boundary")
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    path = Path(checkpoint)
+    out = Path(out) if out is not None else (path if path.is_dir() else path.parent) / "boundary.png"
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,78 @@
+"""Progress bars for long work (rich, which typer brings): epochs, batches, throughput, ETA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+
+class RateColumn(ProgressColumn):
+    """Items per second of a task, in the task's ``unit`` field (samples/s, epochs/s, it/s)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        unit = task.fields.get("unit", "it")
+        return Text(f"{speed:,.1f} {unit}/s" if speed else f"- {unit}/s", style="cyan")
+
+
+def format_metrics(record: dict) -> str:
+    """``loss 0.1234 acc 97.50% val_loss ...`` from an epoch record."""
+    parts = []
+    for key, value in record.items():
+        if key.endswith("loss"):
+            parts.append(f"{key} {value:.4f}")
+        elif key.endswith("accuracy"):
+            parts.append(f"{key.replace('accuracy', 'acc')} {value:.2%}")
+    return "  ".join(parts)
+
+
+class TrainingProgress:
+    """An epoch bar with the latest metrics, plus a batch bar (samples/s) while an epoch runs."""
+
+    def __init__(self, epochs: int, start_epoch: int, samples_per_epoch: int, enabled: bool = True,
+                 console: Console | None = None) -> None:
+        self.enabled = enabled
+        self.console = console or Console(stderr=True)
+        self.samples_per_epoch = samples_per_epoch
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
+            console=self.console, disable=not enabled, transient=False,
+        )
+        self.epoch_task = self.progress.add_task("epoch", total=epochs, completed=start_epoch, metrics="",
+                                                unit="epochs")
+        self.batch_task = None
+
+    def __enter__(self) -> TrainingProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def batch_done(self, n: int) -> None:
+        if self.batch_task is None:
+            self.batch_task = self.progress.add_task("  batch", total=self.samples_per_epoch, metrics="",
+                                                    unit="samples")
+        self.progress.advance(self.batch_task, n)
+
+    def epoch_done(self, record: dict) -> None:
+        if self.batch_task is not None:
+            self.progress.reset(self.batch_task)
+        self.progress.update(self.epoch_task, advance=1, metrics=format_metrics(record))
+        self.last = record
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text)
