@@ -3,9 +3,10 @@
 ``Trainer.fit`` runs epochs over a dataset with a progress bar (loss, accuracy, throughput),
 evaluates on a validation set after each epoch, appends one JSON line per epoch to
 ``<out_dir>/log.jsonl``, and keeps ``<out_dir>/checkpoint.safetensors`` (model, optimizer,
-scheduler, epoch), written at the end, every ``checkpoint_seconds``, and on Ctrl-C, which then
-returns cleanly. Each epoch's shuffle order and random state are derived from ``(seed, epoch)``,
-so a run resumed from epoch k ends bit for bit where an uninterrupted run does.
+scheduler, epoch), written at the end, every ``checkpoint_seconds``, and on Ctrl-C, which rolls
+back to the last completed epoch, saves, and returns cleanly. Each epoch's shuffle order and
+random state are derived from ``(seed, epoch)``, so a run resumed from epoch k ends bit for bit
+where an uninterrupted run does.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def tolerance_accuracy(tolerance: float) -> AccuracyFn:
         return ((outputs - targets.reshape(outputs.shape)).abs() <= tolerance).sum()
 
     return accuracy
+
+
+def _copy_tree(value: Any) -> Any:
+    """A snapshot of a state tree: tensors cloned on their device, dicts/lists/tuples rebuilt."""
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {key: _copy_tree(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy_tree(v) for v in value)
+    return value
 
 
 @dataclass
@@ -131,10 +143,12 @@ class Trainer:
         from tensorlite.progress import TrainingProgress
 
         start_epoch, last_save = self.state.epoch, time.monotonic()
+        completed = _copy_tree(self._weights())  # as of the last completed epoch: what Ctrl-C saves
         with TrainingProgress(epochs, start_epoch, len(train_set), enabled=self.progress) as bar, log:
             try:
                 for epoch in range(start_epoch + 1, epochs + 1):
                     record = self._epoch(epoch, train_set, val_set, bar)
+                    completed = _copy_tree(self._weights())
                     log.write(json.dumps(record) + "\n")
                     bar.epoch_done(record)
                     if time.monotonic() - last_save > self.checkpoint_seconds:
@@ -144,6 +158,7 @@ class Trainer:
                         bar.note(f"early stopping: no val_loss improvement in {self.patience} epochs")
                         break
             except KeyboardInterrupt:
+                self._load_weights(completed)  # drop the interrupted epoch's partial updates
                 self.save_checkpoint()
                 bar.note(f"interrupted at epoch {self.state.epoch}: checkpoint saved"
                          + (f" in {self.out_dir}; resume with --resume" if self.out_dir else ""))
@@ -198,9 +213,7 @@ class Trainer:
             return None
         path = Path(path) if path is not None else self._path(CHECKPOINT)
         state = {
-            "model": dict(self.model.state_dict()),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            **self._weights(),
             "train_state": {"epoch": self.state.epoch, "history": self.state.history,
                             "best_val_loss": self.state.best_val_loss if math.isfinite(self.state.best_val_loss)
                             else None,
@@ -209,13 +222,21 @@ class Trainer:
         tl.save(state, path, metadata=self.metadata)
         return path
 
-    def load_checkpoint(self, path: str | Path) -> None:
-        """Restore everything ``save_checkpoint`` wrote, onto the model's device."""
-        state = tl.load(path)
+    def _weights(self) -> dict:
+        """The model's, optimizer's and scheduler's state dicts (live tensors, not copies)."""
+        return {"model": dict(self.model.state_dict()), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
+
+    def _load_weights(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore everything ``save_checkpoint`` wrote, onto the model's device."""
+        state = tl.load(path)
+        self._load_weights(state)
         saved = state["train_state"]
         best = saved.get("best_val_loss")
         self.state = TrainState(saved["epoch"], list(saved["history"]), math.inf if best is None else best,
