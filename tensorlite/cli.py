@@ -92,37 +92,57 @@ def _print_result(result: dict) -> None:
         console.print(table)
 
 
-@app.command()
-def train(
-    model: str = typer.Argument(..., help="what to train: xor, and, or, nand, addition, circles, iris"),
-    hidden: str = typer.Option(None, help="hidden layer sizes, e.g. 3 or 16,16 (default: the task's)"),
-    activation: str = typer.Option(None, help="sigmoid, relu, tanh, gelu or leaky_relu"),
-    loss: str = typer.Option(None, help="mse, bce or ce"),
-    optimizer: str = typer.Option(None, help="sgd or adam"),
-    lr: float = typer.Option(None, help="learning rate"),
-    epochs: int = typer.Option(None, help="epochs to train (counting those done before --resume)"),
-    batch_size: int = typer.Option(None, help="examples per step"),
-    seed: int = typer.Option(0, help="seed for weights, data splits and shuffling"),
-    device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)"),
-    out: Path = typer.Option(None, help="run directory for the checkpoint and log (default: runs/MODEL)"),
-    resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
-    patience: int = typer.Option(None, help="stop after this many epochs without val-loss improvement"),
-    progress: bool = typer.Option(True, help="show a progress bar"),
-) -> None:
-    """Train a model, save its checkpoint and log in --out, and print test metrics."""
-    from tensorlite import commands, tasks
+train_app = typer.Typer(help="Train a model; `tensorlite train MODEL --help` lists its options.",
+                        no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
-    if model not in tasks.TASKS:
-        _fail(f"unknown model {model!r}: expected one of {', '.join(tasks.TASKS)}")
-    try:
-        trainer, result = commands.train_task(
-            model, hidden=hidden, activation=activation, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs,
-            batch_size=batch_size, seed=seed, device=device, out=out, resume=resume, patience=patience,
-            progress=progress)
-    except (commands.UsageError, ValueError, RuntimeError) as exc:
-        _fail(str(exc))
-    typer.echo(f"checkpoint: {trainer.out_dir / 'checkpoint.safetensors'}")
-    _print_result(commands.evaluate_checkpoint(trainer.out_dir, device))
+SMALL_TASKS = {
+    "xor": "XOR with the tutorials' 2-3-1 sigmoid network, MSE and SGD.",
+    "and": "The AND gate (2-3-1 sigmoid, MSE, SGD).",
+    "or": "The OR gate (2-3-1 sigmoid, MSE, SGD).",
+    "nand": "The NAND gate (2-3-1 sigmoid, MSE, SGD).",
+    "addition": "A perceptron that learns to add two numbers in [0, 0.5).",
+    "circles": "Points inside or outside a circle (2-16-16-1 tanh, BCE, Adam).",
+    "iris": "Fisher's Iris (4-32-3 ReLU, cross-entropy, Adam), 30-row stratified hold-out.",
+}
+
+
+def _small_task_command(name: str):
+    """The ``tensorlite train NAME`` command of one small task (all share these options)."""
+
+    def command(
+        hidden: str = typer.Option(None, help="hidden layer sizes, e.g. 3 or 16,16; 'none' for a perceptron"),
+        activation: str = typer.Option(None, help="sigmoid, relu, tanh, gelu or leaky_relu"),
+        loss: str = typer.Option(None, help="mse, bce or ce"),
+        optimizer: str = typer.Option(None, help="sgd or adam"),
+        lr: float = typer.Option(None, help="learning rate"),
+        epochs: int = typer.Option(None, help="epochs to train (counting those done before --resume)"),
+        batch_size: int = typer.Option(None, help="examples per step"),
+        seed: int = typer.Option(0, help="seed for weights, data splits and shuffling"),
+        device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)"),
+        out: Path = typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{name})"),
+        resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
+        patience: int = typer.Option(None, help="stop after this many epochs without val-loss improvement"),
+        progress: bool = typer.Option(True, help="show a progress bar"),
+    ) -> None:
+        from tensorlite import commands
+
+        try:
+            trainer, _ = commands.train_task(
+                name, hidden=hidden, activation=activation, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs,
+                batch_size=batch_size, seed=seed, device=device, out=out, resume=resume, patience=patience,
+                progress=progress)
+        except (commands.UsageError, ValueError, RuntimeError) as exc:
+            _fail(str(exc))
+        typer.echo(f"checkpoint: {trainer.out_dir / 'checkpoint.safetensors'}")
+        _print_result(commands.evaluate_checkpoint(trainer.out_dir, device))
+
+    command.__doc__ = SMALL_TASKS[name] + " Saves a checkpoint and log in --out and prints test metrics."
+    return command
+
+
+for _name in SMALL_TASKS:
+    train_app.command(_name)(_small_task_command(_name))
 
 
 @app.command("eval")

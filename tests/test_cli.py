@@ -134,7 +134,6 @@ def test_plot_without_matplotlib_says_how_to_install_it(xor_run: tuple[Path, Res
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["resnet"], ["unknown model 'resnet'", "xor", "iris"]),
     (["xor", "--lr", "-0.5"], ["--lr", "must be positive"]),
     (["xor", "--hidden", "3,x"], ["--hidden", "bad layer spec '3,x'"]),
     (["xor", "--hidden", "0,-2"], ["--hidden", "must be positive"]),
@@ -150,6 +149,19 @@ def test_plot_without_matplotlib_says_how_to_install_it(xor_run: tuple[Path, Res
 def test_train_validation_errors(tmp_path: Path, args: list[str], fragments: list[str]) -> None:
     assert_fails(invoke("train", *args, "--out", tmp_path / "run", "--no-progress"), *fragments)
     assert not (tmp_path / "run").exists()
+
+
+def test_unknown_model_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke("train", "resnet", "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    assert "No such command 'resnet'" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_small_task_has_a_train_command() -> None:
+    from tensorlite import cli, tasks
+
+    assert set(cli.SMALL_TASKS) == set(tasks.TASKS)
 
 
 def test_resume_with_a_different_network_is_a_clear_error(xor_run: tuple[Path, Result]) -> None:
