@@ -12,22 +12,13 @@ override for the run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scri
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-from collections.abc import Callable
 
 import numpy as np
+from benchlib import alternate
 
 import tensorlite as tl
 from tensorlite import nn, optim
-
-
-def alternate(contenders: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, run in contenders.items():
-            times[name].append(run())
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def report(title: str, times: dict[str, float], unit_count: int, unit: str) -> None:

@@ -13,33 +13,12 @@ Run with OpenBLAS's core-type override unset so NumPy uses its best kernel:
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-from collections.abc import Callable
 
 import numpy as np
+from benchlib import alternate, blas_summary
 
 import tensorlite as tl
-
-
-def blas_summary() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threadpoolctl not installed"
-    return "; ".join(
-        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} {i.get('num_threads')} threads"
-        for i in threadpool_info() if i.get("user_api") == "blas" and "numpy" in i.get("filepath", "")
-    )
-
-
-def alternate(contenders: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    """Run each contender once per round, in turn; return the median seconds of each."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, run in contenders.items():
-            times[name].append(run())
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def small_graph_tensorlite(iterations: int) -> float:
