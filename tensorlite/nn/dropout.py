@@ -1,4 +1,4 @@
-"""``Dropout``: random zeroing in training mode, the identity in evaluation mode."""
+"""``Dropout`` (elements) and ``Dropout2d`` (whole channels): random zeroing in training, the identity in evaluation."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: probability p must be between 0 and 1, got {p}")
+            raise ValueError(f"{type(self).__name__}: probability p must be between 0 and 1, got {p}")
         self.p, self.inplace = p, inplace
 
     def forward(self, input: Tensor) -> Tensor:
@@ -24,3 +24,11 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels of (N, C, H, W) with probability ``p`` and scale the rest by 1 / (1 - p) while
+    ``training`` (for feature maps, whose neighbouring pixels are too alike for element-wise dropout)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout2d(input, self.p, self.training)

@@ -1,4 +1,4 @@
-"""Normalisation layers: ``LayerNorm`` (per sample) and ``BatchNorm1d`` (per channel, over the batch).
+"""Normalisation layers: ``LayerNorm`` (per sample), ``BatchNorm1d`` and ``BatchNorm2d`` (per channel, over the batch).
 
 ``_BatchNorm`` holds what every batch-norm layer shares (parameters, running-statistic buffers,
 the training/evaluation switch); a subclass only says which input shapes it accepts.
@@ -120,3 +120,11 @@ class BatchNorm1d(_BatchNorm):
     def _check_input_dim(self, input: Tensor) -> None:
         if input.ndim not in (2, 3):
             raise ValueError(f"BatchNorm1d: expected a 2-D (N, C) or 3-D (N, C, L) input, got shape {input.shape}")
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W) inputs, one mean and variance per channel C (over N, H and W)."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.ndim != 4:
+            raise ValueError(f"BatchNorm2d: expected a 4-D (N, C, H, W) input, got shape {input.shape}")
