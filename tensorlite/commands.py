@@ -76,14 +76,19 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
     return trainer, trainer.evaluate(datasets["test"])
 
 
-def load_task_checkpoint(path: str | Path, device: str | None = None) -> tuple[tasks.MLP, dict]:
-    """The model and metadata of a checkpoint written by ``train_task``, with a clear error otherwise."""
+def checkpoint_metadata(path: str | Path) -> tuple[Path, dict]:
+    """The checkpoint file at ``path`` (the file or its run directory) and its metadata."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.exists():
         raise UsageError(f"no checkpoint at {path}")
-    metadata = tl.load_metadata(path)
+    return path, tl.load_metadata(path)
+
+
+def load_task_checkpoint(path: str | Path, device: str | None = None) -> tuple[tasks.MLP, dict]:
+    """The model and metadata of a checkpoint written by ``train_task``, with a clear error otherwise."""
+    path, metadata = checkpoint_metadata(path)
     if metadata.get("kind") != TASK_KIND:
         raise UsageError(f"{path} holds a {metadata.get('kind', 'unknown')!r} checkpoint, not one of the "
                          f"small tasks ({', '.join(tasks.TASKS)}) that this command evaluates")

@@ -6,7 +6,8 @@ evaluates on a validation set after each epoch, appends one JSON line per epoch 
 scheduler, epoch), written at the end, every ``checkpoint_seconds``, and on Ctrl-C, which rolls
 back to the last completed epoch, saves, and returns cleanly. Each epoch's shuffle order and
 random state are derived from ``(seed, epoch)``, so a run resumed from epoch k ends bit for bit
-where an uninterrupted run does.
+where an uninterrupted run does. The scheduler steps once per epoch, or once per optimizer step with
+``scheduler_step="batch"`` (for OneCycleLR and warmup schedules).
 """
 
 from __future__ import annotations
@@ -84,14 +85,18 @@ class Trainer:
     def __init__(self, model: Module, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any, *,
                  accuracy_fn: AccuracyFn | None = None, scheduler: Any = None, batch_size: int = 32,
                  seed: int = 0, out_dir: str | Path | None = None, metadata: dict | None = None,
-                 patience: int | None = None, progress: bool = True, checkpoint_seconds: float = 60.0) -> None:
+                 patience: int | None = None, progress: bool = True, checkpoint_seconds: float = 60.0,
+                 scheduler_step: str = "epoch") -> None:
         if batch_size <= 0:
             raise ValueError(f"Trainer: batch_size must be positive, got {batch_size}")
+        if scheduler_step not in ("epoch", "batch"):
+            raise ValueError(f"Trainer: scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
         self.model, self.loss_fn, self.optimizer, self.scheduler = model, loss_fn, optimizer, scheduler
         self.accuracy_fn, self.batch_size, self.seed = accuracy_fn, batch_size, seed
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.metadata = metadata or {}
         self.patience, self.progress, self.checkpoint_seconds = patience, progress, checkpoint_seconds
+        self.scheduler_step = scheduler_step
         self.state = TrainState()
 
     # -- one pass ----------------------------------------------------------------------------------
@@ -115,6 +120,8 @@ class Trainer:
                     self.optimizer.zero_grad()
                     loss.backward()
                     self.optimizer.step()
+                    if self.scheduler is not None and self.scheduler_step == "batch":
+                        self.scheduler.step()
                 n = len(inputs)
                 batch_loss = loss.detach() * n
                 total_loss = batch_loss if total_loss is None else total_loss + batch_loss
@@ -187,7 +194,7 @@ class Trainer:
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         record["seconds"] = round(seconds, 4)
         record["samples_per_second"] = round(len(train_set) / seconds, 1) if seconds > 0 else None
-        if self.scheduler is not None:
+        if self.scheduler is not None and self.scheduler_step == "epoch":
             self.scheduler.step()
         self.state.epoch = epoch
         self.state.history.append(record)

@@ -319,3 +319,25 @@ def test_progress_bar_runs_and_formats_metrics(tmp_path: Path) -> None:
     assert trainer.state.epoch == 3
     assert format_metrics({"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.75, "lr": 0.1}) == \
         "train_loss 0.5000  train_acc 75.00%"
+
+
+def test_scheduler_steps_after_every_batch_when_asked() -> None:
+    x, y = data.load_iris()
+    dataset = TensorDataset(tl.tensor(data.Normalizer.fit(x, "standard")(x)), tl.tensor(y))
+    model = models.MLP(models.MLPConfig([4, 8, 3], "relu"))
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    scheduler = optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, epochs=3, steps_per_epoch=5)  # 150 rows / 32
+    trainer = Trainer(model, nn.CrossEntropyLoss(), opt, scheduler=scheduler, scheduler_step="batch", batch_size=32,
+                      progress=False)
+    history = trainer.fit(dataset, epochs=3)
+    assert scheduler.last_epoch == 15
+    reference = optim.lr_scheduler.OneCycleLR(optim.Adam(models.MLP(models.MLPConfig([4, 3])).parameters()),
+                                              max_lr=0.01, total_steps=15)
+    expected = []  # the rate after each epoch's 5 steps
+    for step in range(1, 16):
+        reference.step()
+        if step % 5 == 0:
+            expected.append(reference.get_last_lr()[0])
+    assert [record["lr"] for record in history] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="scheduler_step must be 'epoch' or 'batch', got 'step'"):
+        Trainer(model, nn.CrossEntropyLoss(), opt, scheduler_step="step")

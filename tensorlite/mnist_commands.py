@@ -1,0 +1,180 @@
+"""What ``tensorlite train mnist-mlp|mnist-cnn``, ``eval`` and ``predict`` do for MNIST, callable from Python.
+
+Training follows one recipe per model: inputs normalised with the training set's mean and std,
+AdamW with decoupled weight decay, and a one-cycle learning rate (warm up to ``lr``, then anneal)
+stepped after every batch. The test set is evaluated after each epoch and at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import tensorlite as tl
+from tensorlite import nn, optim
+from tensorlite.commands import UsageError, checkpoint_metadata, confusion_matrix
+from tensorlite.data.mnist import MNIST, NORMALIZE, SIZE
+from tensorlite.data.transforms import Normalize
+from tensorlite.models import MNISTCNN, MNISTMLP, MNISTCNNConfig, MNISTMLPConfig
+from tensorlite.training import CHECKPOINT, Trainer, argmax_accuracy
+from tensorlite.utils.data import DataLoader, TensorDataset
+
+MODELS = {"mnist-mlp": (MNISTMLP, MNISTMLPConfig), "mnist-cnn": (MNISTCNN, MNISTCNNConfig)}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained; kept in its checkpoint so that ``--resume`` continues the same schedule."""
+
+    epochs: int
+    batch_size: int
+    lr: float  # the one-cycle schedule's peak rate
+    weight_decay: float
+    dropout: float
+
+
+RECIPES = {
+    "mnist-mlp": Recipe(epochs=5, batch_size=128, lr=5e-3, weight_decay=1e-2, dropout=0.0),
+    "mnist-cnn": Recipe(epochs=3, batch_size=128, lr=3e-3, weight_decay=1e-2, dropout=0.0),
+}
+
+
+def is_mnist_checkpoint(path: str | Path) -> bool:
+    """Whether the checkpoint at ``path`` (a file or run directory) holds one of ``MODELS``."""
+    return checkpoint_metadata(path)[1].get("kind") in MODELS
+
+
+def _recipe(kind: str, out_dir: Path, resume: bool, **chosen: Any) -> Recipe:
+    """The model's recipe (the checkpoint's when resuming) with the options given on top of it."""
+    recipe = RECIPES[kind]
+    if resume:
+        if not (out_dir / CHECKPOINT).exists():
+            raise UsageError(f"--resume: no checkpoint to resume from at {out_dir / CHECKPOINT}")
+        path, metadata = checkpoint_metadata(out_dir)
+        if metadata.get("kind") != kind:
+            raise UsageError(f"--resume: {path} holds a {metadata.get('kind', 'unknown')!r} checkpoint, not {kind}")
+        recipe = Recipe(**metadata["recipe"])
+    updated = replace(recipe, **{key: value for key, value in chosen.items() if value is not None})
+    if resume and updated != recipe:
+        raise UsageError(f"--resume: the run in {out_dir} trains with --epochs {recipe.epochs} --batch-size "
+                         f"{recipe.batch_size} --lr {recipe.lr}; its one-cycle schedule cannot change midway")
+    if updated.epochs <= 0 or updated.batch_size <= 0:
+        raise UsageError(f"--epochs and --batch-size must be positive, got {updated.epochs} and {updated.batch_size}")
+    if not (updated.lr > 0 and math.isfinite(updated.lr)):
+        raise UsageError(f"--lr: the learning rate must be positive, got {updated.lr}")
+    return updated
+
+
+def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
+                data_dir: str | Path | None = None, device: str | None = None, out: str | Path | None = None,
+                seed: int = 0, resume: bool = False, progress: bool = True,
+                download: bool = False) -> tuple[Trainer, dict]:
+    """Train ``kind`` ("mnist-mlp" or "mnist-cnn") with its recipe (``RECIPES``, overridden by the
+    arguments given); returns the trainer and the test metrics of ``evaluate``."""
+    if kind not in MODELS:
+        raise UsageError(f"unknown MNIST model {kind!r}: expected one of {', '.join(MODELS)}")
+    out_dir = Path(out) if out is not None else Path("runs") / kind
+    recipe = _recipe(kind, out_dir, resume, epochs=epochs, batch_size=batch_size, lr=lr)
+    train_set = MNIST(data_dir, train=True, download=download)
+    test_set = MNIST(data_dir, train=False, download=download)
+
+    tl.manual_seed(seed)
+    target = tl.device(device)
+    model_class, config_class = MODELS[kind]
+    config = config_class(dropout=recipe.dropout)
+    model = model_class(config).to(target)
+    optimizer = optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, epochs=recipe.epochs,
+                                              steps_per_epoch=math.ceil(len(train_set) / recipe.batch_size))
+    metadata = {"kind": kind, "model_config": config.to_dict(), "recipe": asdict(recipe), "seed": seed,
+                "normalize": asdict(NORMALIZE), "classes": list(MNIST.classes)}
+    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, accuracy_fn=argmax_accuracy, scheduler=scheduler,
+                      scheduler_step="batch", batch_size=recipe.batch_size, seed=seed, out_dir=out_dir,
+                      metadata=metadata, progress=progress)
+    test_data = test_set.to_tensor_dataset(target)
+    trainer.fit(train_set.to_tensor_dataset(target), test_data, epochs=recipe.epochs, resume=resume)
+    return trainer, evaluate(model, test_data, kind)
+
+
+def evaluate(model: nn.Module, dataset: TensorDataset, name: str, batch_size: int = 1000) -> dict:
+    """Mean cross-entropy, accuracy and the (10, 10) confusion matrix of ``model`` on normalised images."""
+    model.eval()
+    total_loss, predicted = 0.0, []
+    with tl.no_grad():
+        for images, labels in DataLoader(dataset, batch_size=batch_size):
+            logits = model(images)
+            total_loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            predicted.append(logits.argmax(dim=1).numpy())
+    actual, predicted = dataset.tensors[1].numpy(), np.concatenate(predicted)
+    return {"task": name, "n": len(actual), "loss": total_loss / len(actual),
+            "accuracy": float((predicted == actual).mean()), "classes": list(MNIST.classes),
+            "confusion": confusion_matrix(actual, predicted, len(MNIST.classes))}
+
+
+def load_checkpoint(path: str | Path, device: str | None = None) -> tuple[nn.Module, dict]:
+    """The model (in eval mode, on ``device``) and metadata of a checkpoint written by ``train_mnist``."""
+    path, metadata = checkpoint_metadata(path)
+    kind = metadata.get("kind")
+    if kind not in MODELS:
+        raise UsageError(f"{path} holds a {kind or 'unknown'!r} checkpoint, not an MNIST model "
+                         f"({', '.join(MODELS)})")
+    model_class, config_class = MODELS[kind]
+    model = model_class(config_class(**metadata["model_config"]))
+    model.load_state_dict(tl.load(path)["model"])
+    return model.to(tl.device(device)).eval(), metadata
+
+
+def evaluate_checkpoint(path: str | Path, device: str | None = None, data_dir: str | Path | None = None,
+                        download: bool = False) -> dict:
+    """``evaluate`` a checkpoint on MNIST's test set."""
+    model, metadata = load_checkpoint(path, device)
+    test_set = MNIST(data_dir, train=False, download=download)
+    return evaluate(model, test_set.to_tensor_dataset(tl.device(device)), metadata["kind"])
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """A picture of a digit (PNG, JPEG...; grey or colour) as MNIST draws one: float32 (28, 28) in [0, 1].
+
+    A light background is inverted to MNIST's white-on-black and the contrast stretched to [0, 1];
+    the digit's bounding box is scaled to fit 20 x 20 pixels and centred by its centre of mass, as the
+    MNIST images were made.
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise UsageError('predict: reading images needs Pillow: pip install "tensorlite[image]"') from None
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UsageError(f"predict: cannot read the image {path}: {exc}") from None
+    if pixels.mean() > 0.5:  # a dark digit on a light background
+        pixels = 1 - pixels
+    pixels = (pixels - pixels.min()) / max(pixels.max() - pixels.min(), 1e-6)
+    rows, cols = np.nonzero(pixels > 0.1)
+    if len(rows):
+        pixels = pixels[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    scale = 20 / max(pixels.shape)
+    height, width = (max(1, round(n * scale)) for n in pixels.shape)
+    digit = np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR))
+    mass = digit.sum() or 1.0
+    centre_y = (digit.sum(axis=1) @ np.arange(height)) / mass
+    centre_x = (digit.sum(axis=0) @ np.arange(width)) / mass
+    top = min(max(round(SIZE / 2 - 0.5 - centre_y), 0), SIZE - height)
+    left = min(max(round(SIZE / 2 - 0.5 - centre_x), 0), SIZE - width)
+    canvas = np.zeros((SIZE, SIZE), dtype=np.float32)
+    canvas[top:top + height, left:left + width] = np.clip(digit, 0, 1)
+    return canvas
+
+
+def predict_images(path: str | Path, images: list[str | Path], device: str | None = None) -> np.ndarray:
+    """Class probabilities (len(images), 10) of an MNIST checkpoint for image files."""
+    model, metadata = load_checkpoint(path, device)
+    pixels = np.stack([load_image(image) for image in images])[:, None]  # (N, 1, 28, 28)
+    with tl.no_grad():
+        logits = model(tl.tensor(Normalize(**metadata["normalize"])(pixels), device=tl.device(device)))
+    return nn.functional.softmax(logits, dim=1).numpy()
