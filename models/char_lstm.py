@@ -1,0 +1,126 @@
+"""A character-level LSTM language model, after Karpathy's char-rnn: embed each character, run a
+stacked LSTM over the sequence, and map every hidden state to next-character logits.
+
+Generation carries the LSTM's (h, c) state from token to token, so every new token costs one
+time step, however long the text so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+from tensorlite.models.gpt import GPT
+
+import tensorlite as tl
+from tensorlite import nn
+from tensorlite.nn import functional as F
+from tensorlite.tensor import Tensor
+
+State = tuple[Tensor, Tensor]  # the LSTM's (h, c), each (num_layers, B, hidden_size)
+
+
+@dataclass
+class CharLSTMConfig:
+    vocab_size: int = 65
+    n_embd: int = 128  # the character embedding's size
+    hidden_size: int = 256
+    num_layers: int = 2
+    dropout: float = 0.0  # between LSTM layers and before the head
+    block_size: int = 128  # the length of the training windows (an LSTM itself has no context limit)
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "n_embd", "hidden_size", "num_layers", "block_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"CharLSTMConfig: {name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"CharLSTMConfig: dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CharLSTM(nn.Module):
+    """Token ids (B, T) -> Embedding -> LSTM (batch-first) -> Linear -> logits (B, T, vocab_size)."""
+
+    _sample = GPT._sample  # one token per row of logits (B, V) -> (B, 1), drawn on the device as for GPT
+
+    def __init__(self, config: CharLSTMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.lstm = nn.LSTM(config.n_embd, config.hidden_size, config.num_layers, batch_first=True,
+                            dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.drop = nn.Dropout(config.dropout)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """idx (B, T) int64 -> (logits (B, T, vocab_size), mean cross entropy against targets (B, T) or None)."""
+        logits, _ = self.logits_and_state(idx)
+        if targets is None:
+            return logits, None
+        B, T, V = logits.shape
+        if tuple(targets.shape) != (B, T):
+            raise ValueError(f"CharLSTM: targets must have the shape of idx {(B, T)}, got {tuple(targets.shape)}")
+        return logits, F.cross_entropy(logits.view(B * T, V), targets.view(B * T), ignore_index=-1)
+
+    def logits_and_state(self, idx: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """Logits (B, T, vocab_size) of idx (B, T) read after ``state`` (None: zeros), and the state after it."""
+        if not isinstance(idx, Tensor) or idx.ndim != 2 or idx.dtype.kind not in "iu":
+            got = f"{idx.dtype} of shape {tuple(idx.shape)}" if isinstance(idx, Tensor) else type(idx).__name__
+            raise TypeError(f"CharLSTM: expected token ids as an integer tensor (B, T), got {got}")
+        x, state = self.lstm(self.embedding(idx), state)  # (B, T, hidden_size)
+        return self.lm_head(self.drop(x)), state
+
+    def configure_optimizers(self, weight_decay: float, learning_rate: float,
+                             betas: tuple[float, float]) -> tl.optim.AdamW:
+        """AdamW that decays the matrices (weights, embedding) but not the biases, as for GPT."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        return tl.optim.AdamW(groups, lr=learning_rate, betas=betas)
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 use_cache: bool = True) -> Tensor:
+        """idx (B, T) followed by ``max_new_tokens`` sampled tokens: (B, T + max_new_tokens).
+
+        Call ``model.eval()`` first (dropout). See ``generate_tokens`` for the sampling options.
+        """
+        new = list(self._sample_tokens(idx, max_new_tokens, temperature, top_k, use_cache))
+        return tl.cat([idx, *new], dim=1) if new else idx
+
+    def generate_tokens(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                        use_cache: bool = True) -> Iterator[int]:
+        """Yield each new token id of the sequence that continues idx (1, T) as soon as it is sampled.
+
+        ``temperature`` divides the logits (< 1: more confident); ``top_k`` keeps only the k most
+        likely tokens. Samples come from the device's generator (``tl.manual_seed``). With
+        ``use_cache`` the LSTM state is carried over, so each token costs one step; without, the
+        whole sequence is read again for every token (same result, for checking).
+        """
+        if idx.ndim != 2 or idx.shape[0] != 1:
+            raise ValueError(f"CharLSTM.generate_tokens: expected one sequence idx of shape (1, T), got "
+                             f"{tuple(idx.shape)}; use generate for a batch")
+        for token in self._sample_tokens(idx, max_new_tokens, temperature, top_k, use_cache):
+            yield token.item()  # the one host read per step
+
+    def _sample_tokens(self, idx: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
+                       use_cache: bool) -> Iterator[Tensor]:
+        """Yield the next tokens (B, 1), one step at a time (gradients off only while computing)."""
+        if temperature <= 0:
+            raise ValueError(f"CharLSTM.generate: temperature must be positive, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"CharLSTM.generate: top_k must be a positive integer or None, got {top_k}")
+        context, new, state = idx, idx, None  # ``new``: the tokens the state has not read yet
+        for _ in range(max_new_tokens):
+            with tl.no_grad():
+                if use_cache:
+                    logits, state = self.logits_and_state(new, state)
+                else:
+                    logits, _ = self.logits_and_state(context)
+                new = self._sample(logits[:, -1, :], temperature, top_k)  # (B, 1)
+                context = tl.cat([context, new], dim=1) if not use_cache else context
+            yield new
