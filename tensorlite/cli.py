@@ -144,17 +144,186 @@ def _small_task_command(name: str):
 for _name in SMALL_TASKS:
     train_app.command(_name)(_small_task_command(_name))
 
+MNIST_MODELS = {
+    "mnist-mlp": "MNIST digits with a 784-128-64-10 ReLU MLP.",
+    "mnist-cnn": "MNIST digits with a CNN: two 3x3 convolutions (32, 64 channels) with max-pooling, then Linear 128.",
+}
+
+
+def _mnist_command(kind: str):
+    """The ``tensorlite train mnist-...`` command of one MNIST model."""
+    from tensorlite.mnist_commands import RECIPES
+
+    recipe = RECIPES[kind]
+
+    def command(
+        epochs: int = typer.Option(None, help=f"epochs to train [default: {recipe.epochs}]"),
+        batch_size: int = typer.Option(None, help=f"images per step [default: {recipe.batch_size}]"),
+        lr: float = typer.Option(None, help=f"peak learning rate of the one-cycle schedule [default: {recipe.lr:g}]"),
+        data_dir: Path = typer.Option(None, help="directory holding the MNIST files (default: $TENSORLITE_DATA/mnist, "
+                                                 "then ~/.cache/tensorlite/mnist)"),
+        download: bool = typer.Option(True, help="download missing MNIST files (checksummed) into --data-dir or "
+                                                 "the cache"),
+        seed: int = typer.Option(0, help="seed for weights, shuffling and dropout"),
+        device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)"),
+        out: Path = typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{kind})"),
+        resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
+        progress: bool = typer.Option(True, help="show a progress bar"),
+    ) -> None:
+        from tensorlite import mnist_commands
+
+        try:
+            trainer, result = mnist_commands.train_mnist(
+                kind, epochs=epochs, batch_size=batch_size, lr=lr, data_dir=data_dir, device=device, out=out,
+                seed=seed, resume=resume, progress=progress, download=download)
+        except (mnist_commands.UsageError, ValueError, RuntimeError) as exc:
+            _fail(str(exc))
+        typer.echo(f"checkpoint: {trainer.out_dir / 'checkpoint.safetensors'}")
+        _print_result(result)
+
+    command.__doc__ = (MNIST_MODELS[kind] + " Normalised inputs, AdamW and a one-cycle learning rate; the test set "
+                       "is evaluated after every epoch. Saves a checkpoint and log in --out and prints test metrics.")
+    return command
+
+
+for _name in MNIST_MODELS:
+    train_app.command(_name)(_mnist_command(_name))
+
+
+# -- character language models: train shakespeare, train char-lstm, sample --------------------------------
+# Options both language-model commands share; unset, they take the preset's (or the LSTM's) value.
+_BLOCK_SIZE = typer.Option(None, help="characters of context per training window")
+_BATCH_SIZE = typer.Option(None, help="windows per step")
+_MAX_ITERS = typer.Option(None, help="training iterations (counting those done before --resume)")
+_LR = typer.Option(None, help="peak learning rate (warmup, then cosine decay to a tenth of it)")
+_WARMUP_ITERS = typer.Option(None, help="iterations of linear warmup (default: 100, at most a tenth of --max-iters)")
+_DROPOUT = typer.Option(None, help="dropout probability while training")
+_EVAL_INTERVAL = typer.Option(None, help="estimate train/val loss, log and checkpoint every this many iterations")
+_EVAL_ITERS = typer.Option(None, help="batches per split for each loss estimate (default: 200)")
+_DATA = typer.Option(None, help="train on this UTF-8 text file instead of Tiny Shakespeare")
+_SEED = typer.Option(1337, help="seed for weights, batches and dropout")
+_DEVICE = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)")
+_RESUME = typer.Option(False, help="continue from the latest checkpoint in --out")
+_PROGRESS = typer.Option(True, help="show a progress bar")
+
+
+def _train_char_lm(model_type: str, out: Path | None, progress: bool, **options) -> None:
+    """Train, then print the final val loss and a 500-character sample."""
+    import tensorlite as tl
+    from tensorlite import lm_training
+
+    try:
+        trainer, tokenizer = lm_training.train_char_lm(model_type, out=out, progress=progress, **options)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        _fail(str(exc))
+    if trainer.interrupted:
+        return
+    final = trainer.history[-1]
+    typer.echo(f"checkpoints: {trainer.out_dir / lm_training.CHECKPOINT} (latest), "
+               f"{trainer.out_dir / lm_training.BEST} (best val loss {trainer.best_val_loss:.4f})")
+    typer.echo(f"final val loss {final['val_loss']:.4f} (train {final['train_loss']:.4f}) at iteration "
+               f"{final['iter']}, over {trainer.config.eval_iters} batches per split")
+    typer.echo("sample:")
+    tl.manual_seed(trainer.config.seed)
+    prompt = lm_training.default_prompt(tokenizer)
+    _stream(prompt, lm_training.sample_chars(trainer.model.eval(), tokenizer, prompt, 500))
+
+
+def _stream(prompt: str, chars) -> None:
+    """Write the prompt, then each character as soon as it is sampled."""
+    import sys
+
+    sys.stdout.write(prompt)
+    for char in chars:
+        sys.stdout.write(char)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+@train_app.command("shakespeare")
+def train_shakespeare(
+    preset: str = typer.Option("cpu", help="cpu: nanoGPT's CPU run (4 layers, 128 wide, 2000 iterations); gpu: its "
+                                           "GPU run (6 layers, 384 wide, block 256, dropout 0.2, 5000 iterations)"),
+    n_layer: int = typer.Option(None, help="transformer blocks"),
+    n_head: int = typer.Option(None, help="attention heads (must divide --n-embd)"),
+    n_embd: int = typer.Option(None, help="embedding width"),
+    block_size: int = _BLOCK_SIZE, batch_size: int = _BATCH_SIZE, max_iters: int = _MAX_ITERS, lr: float = _LR,
+    warmup_iters: int = _WARMUP_ITERS, dropout: float = _DROPOUT, eval_interval: int = _EVAL_INTERVAL,
+    eval_iters: int = _EVAL_ITERS, data: Path = _DATA, seed: int = _SEED, device: str = _DEVICE,
+    out: Path = typer.Option(None, help="run directory for checkpoints and log (default: runs/shakespeare)"),
+    resume: bool = _RESUME, progress: bool = _PROGRESS,
+) -> None:
+    """A character-level GPT on Tiny Shakespeare (nanoGPT's shakespeare_char), or on --data FILE.
+
+    Logs train/val loss to --out/log.jsonl, keeps the latest and the best checkpoint, and prints the
+    final val loss and a sample. Options given override the preset."""
+    _train_char_lm("gpt", out, progress, preset=preset, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                   block_size=block_size, batch_size=batch_size, max_iters=max_iters, learning_rate=lr,
+                   warmup_iters=warmup_iters, dropout=dropout, eval_interval=eval_interval, eval_iters=eval_iters,
+                   data=data, seed=seed, device=device, resume=resume)
+
+
+@train_app.command("char-lstm")
+def train_char_lstm(
+    n_embd: int = typer.Option(None, help="character embedding width (default: 64)"),
+    hidden_size: int = typer.Option(None, help="LSTM hidden units per layer (default: 256)"),
+    num_layers: int = typer.Option(None, help="stacked LSTM layers (default: 2)"),
+    block_size: int = _BLOCK_SIZE, batch_size: int = _BATCH_SIZE, max_iters: int = _MAX_ITERS, lr: float = _LR,
+    warmup_iters: int = _WARMUP_ITERS, dropout: float = _DROPOUT, eval_interval: int = _EVAL_INTERVAL,
+    eval_iters: int = _EVAL_ITERS, data: Path = _DATA, seed: int = _SEED, device: str = _DEVICE,
+    out: Path = typer.Option(None, help="run directory for checkpoints and log (default: runs/char-lstm)"),
+    resume: bool = _RESUME, progress: bool = _PROGRESS,
+) -> None:
+    """A character-level LSTM on Tiny Shakespeare, or on --data FILE.
+
+    Logs train/val loss to --out/log.jsonl, keeps the latest and the best checkpoint, and prints the
+    final val loss and a sample."""
+    _train_char_lm("lstm", out, progress, n_embd=n_embd, hidden_size=hidden_size, num_layers=num_layers,
+                   block_size=block_size, batch_size=batch_size, max_iters=max_iters, learning_rate=lr,
+                   warmup_iters=warmup_iters, dropout=dropout, eval_interval=eval_interval, eval_iters=eval_iters,
+                   data=data, seed=seed, device=device, resume=resume)
+
+
+@app.command()
+def sample(
+    checkpoint: Path = typer.Argument(..., help="a character-model checkpoint, or a run directory (its best one)"),
+    prompt: str = typer.Option(None, help="text to continue, e.g. \"ROMEO:\" (default: a newline)"),
+    max_new_tokens: int = typer.Option(500, help="characters to generate"),
+    temperature: float = typer.Option(0.8, help="below 1: safer choices; above 1: more surprising ones"),
+    top_k: int = typer.Option(40, help="sample among the k likeliest characters only; 0: among all"),
+    seed: int = typer.Option(1337, help="seed for sampling"),
+    device: str = _DEVICE,
+    cache: bool = typer.Option(True, help="reuse the model's keys/values (GPT) or hidden state (LSTM) from step to "
+                                          "step; --no-cache recomputes the whole context for every character"),
+) -> None:
+    """Stream text from a character language model (`tensorlite train shakespeare` or `char-lstm`)."""
+    import tensorlite as tl
+    from tensorlite import lm_training
+
+    try:
+        model, tokenizer, _ = lm_training.load_char_lm(checkpoint, device)
+        prompt = lm_training.default_prompt(tokenizer) if prompt is None else prompt
+        chars = lm_training.sample_chars(model, tokenizer, prompt, max_new_tokens, temperature, top_k, cache)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    tl.manual_seed(seed)
+    _stream(prompt, chars)
+
 
 @app.command("eval")
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="a checkpoint file or run directory"),
     device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto"),
+    data_dir: Path = typer.Option(None, help="MNIST models: the directory holding the MNIST files"),
 ) -> None:
     """Test loss, accuracy and (for classifiers) the confusion matrix of a checkpoint."""
-    from tensorlite import commands
+    from tensorlite import commands, mnist_commands
 
     try:
-        _print_result(commands.evaluate_checkpoint(checkpoint, device))
+        if mnist_commands.is_mnist_checkpoint(checkpoint):
+            _print_result(mnist_commands.evaluate_checkpoint(checkpoint, device, data_dir))
+        else:
+            _print_result(commands.evaluate_checkpoint(checkpoint, device))
     except (commands.UsageError, ValueError) as exc:
         _fail(str(exc))
 
@@ -162,22 +331,29 @@ def evaluate(
 @app.command()
 def predict(
     checkpoint: Path = typer.Argument(..., help="a checkpoint file or run directory"),
-    inputs: list[float] = typer.Argument(None, help="one input row, e.g. 0 1"),
+    inputs: list[str] = typer.Argument(None, help="one input row, e.g. 0 1; for an MNIST model, image files"),
     csv: Path = typer.Option(None, help="a CSV file of input rows (no header) instead"),
     device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto"),
 ) -> None:
-    """Predict for one row given on the command line, or for each row of a CSV file."""
+    """Predict for one row given on the command line, or for each row of a CSV file; for an MNIST model,
+    the digit in each image file (needs Pillow: pip install "tensorlite[image]")."""
     import numpy as np
 
-    from tensorlite import commands
+    from tensorlite import commands, mnist_commands
 
     try:
+        if mnist_commands.is_mnist_checkpoint(checkpoint):
+            _predict_digits(checkpoint, inputs, csv, device)
+            return
         if csv is not None:
             if not csv.exists():
                 raise commands.UsageError(f"no such CSV file: {csv}")
             rows = np.loadtxt(csv, delimiter=",", ndmin=2, dtype=np.float32)
         elif inputs:
-            rows = np.array([inputs], dtype=np.float32)
+            try:
+                rows = np.array([[float(value) for value in inputs]], dtype=np.float32)
+            except ValueError:
+                raise commands.UsageError(f"inputs must be numbers, got {' '.join(inputs)}") from None
         else:
             raise commands.UsageError("give an input row (e.g. `tensorlite predict CKPT 0 1`) or --csv FILE")
         outputs, meta = commands.predict(checkpoint, rows, device)
@@ -193,6 +369,18 @@ def predict(
             typer.echo(f"[{shown}] -> {classes[int(probability > 0.5)]}  (p={probability:.3f})")
         else:
             typer.echo(f"[{shown}] -> {float(out[0]):.4f}")
+
+
+def _predict_digits(checkpoint: Path, images: list[str] | None, csv: Path | None, device: str | None) -> None:
+    """``tensorlite predict`` for an MNIST checkpoint: the digit in each image, with the likeliest three."""
+    from tensorlite import mnist_commands
+
+    if csv is not None or not images:
+        raise mnist_commands.UsageError("an MNIST model classifies image files: tensorlite predict CKPT digit.png ...")
+    for image, probabilities in zip(images, mnist_commands.predict_images(checkpoint, images, device)):
+        top = probabilities.argsort()[::-1][:3]
+        others = ", ".join(f"{digit}: {probabilities[digit]:.3f}" for digit in top[1:])
+        typer.echo(f"{image} -> {top[0]}  (p={probabilities[top[0]]:.3f}; then {others})")
 
 
 plot_app = typer.Typer(help="Plots to PNG (needs matplotlib: pip install \"tensorlite[plot]\").",

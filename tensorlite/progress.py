@@ -38,6 +38,15 @@ def format_metrics(record: dict) -> str:
     return "  ".join(parts)
 
 
+def metrics_progress(console: Console, enabled: bool) -> Progress:
+    """Bars showing done/total, rate (in each task's ``unit``), elapsed, ETA and a ``metrics`` text."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
+        console=console, disable=not enabled, transient=False,
+    )
+
+
 class TrainingProgress:
     """An epoch bar with the latest metrics, plus a batch bar (samples/s) while an epoch runs."""
 
@@ -46,11 +55,7 @@ class TrainingProgress:
         self.enabled = enabled
         self.console = console or Console(stderr=True)
         self.samples_per_epoch = samples_per_epoch
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
-            console=self.console, disable=not enabled, transient=False,
-        )
+        self.progress = metrics_progress(self.console, enabled)
         self.epoch_task = self.progress.add_task("epoch", total=epochs, completed=start_epoch, metrics="",
                                                 unit="epochs")
         self.batch_task = None
@@ -73,6 +78,27 @@ class TrainingProgress:
             self.progress.reset(self.batch_task)
         self.progress.update(self.epoch_task, advance=1, metrics=format_metrics(record))
         self.last = record
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text)
+
+
+class IterationProgress:
+    """One bar over training iterations: iteration, the latest loss, iterations/s, elapsed time and ETA."""
+
+    def __init__(self, max_iters: int, start_iter: int, enabled: bool = True, console: Console | None = None) -> None:
+        self.progress = metrics_progress(console or Console(stderr=True), enabled)
+        self.task = self.progress.add_task("iter", total=max_iters, completed=start_iter, metrics="", unit="it")
+
+    def __enter__(self) -> IterationProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def step(self, loss: float) -> None:
+        self.progress.update(self.task, advance=1, metrics=f"loss {loss:.4f}")
 
     def note(self, text: str) -> None:
         self.progress.console.print(text)

@@ -2,17 +2,23 @@
 
 from tensorlite.nn import functional, init, utils
 from tensorlite.nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from tensorlite.nn.attention import MultiheadAttention
 from tensorlite.nn.containers import ModuleDict, ModuleList, Sequential
-from tensorlite.nn.dropout import Dropout
+from tensorlite.nn.conv import Conv1d, Conv2d
+from tensorlite.nn.dropout import Dropout, Dropout2d
 from tensorlite.nn.embedding import Embedding
 from tensorlite.nn.flatten import Flatten
 from tensorlite.nn.linear import Identity, Linear
 from tensorlite.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from tensorlite.nn.module import Module
-from tensorlite.nn.normalization import BatchNorm1d, LayerNorm
+from tensorlite.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from tensorlite.nn.parameter import Parameter
+from tensorlite.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from tensorlite.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 
 __all__ = ["functional", "utils", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"]
 __all__ += ["init", "BatchNorm1d", "Dropout", "Embedding", "Flatten", "GELU", "Identity", "LayerNorm", "LeakyReLU",
-            "Linear", "ReLU", "Sigmoid", "Softmax", "Tanh"]
+            "Linear", "MultiheadAttention", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 __all__ += ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss"]
+__all__ += ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
+__all__ += ["AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv1d", "Conv2d", "Dropout2d", "MaxPool2d"]

@@ -13,15 +13,15 @@ from tensorlite.tensor import Tensor
 class Linear(Function):
     def forward(self, x, weight, bias):
         self.x, self.weight = x, weight
-        out = x @ weight.T
+        out = x.reshape(-1, x.shape[-1]) @ weight.T  # one 2-D BLAS product (NumPy loops over a stack of them)
         if bias is not None:
             out += bias
-        return out
+        return out.reshape(*x.shape[:-1], weight.shape[0])
 
     def backward(self, g):
         x, weight = self.x, self.weight
         g2 = g.reshape(-1, g.shape[-1])  # (batch, out) with every leading dimension in the batch
-        gx = g @ weight if self.needs_grad(0) else None
+        gx = (g2 @ weight).reshape(x.shape) if self.needs_grad(0) else None
         gw = g2.T @ x.reshape(-1, x.shape[-1]) if self.needs_grad(1) else None
         gb = g2.sum(axis=0) if self.needs_grad(2) else None
         return gx, gw, gb

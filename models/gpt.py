@@ -1,0 +1,264 @@
+"""A GPT language model, after Andrej Karpathy's nanoGPT (``model.py``): same architecture, same
+state-dict keys, same initialisation, so weights move between the two.
+
+Token and position embeddings feed ``n_layer`` pre-LayerNorm transformer blocks (causal
+self-attention, then a GELU MLP, each added to the residual stream); a final LayerNorm and a
+linear head, whose weight is the token embedding's (weight tying), give next-token logits.
+
+Generation keeps a key/value cache in each attention layer, so every new token costs one
+position instead of a pass over the whole context.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import tensorlite as tl
+from tensorlite import nn
+from tensorlite.nn import functional as F
+from tensorlite.tensor import Tensor
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 256  # the longest context (number of positions)
+    vocab_size: int = 65
+    n_layer: int = 6
+    n_head: int = 6
+    n_embd: int = 384
+    dropout: float = 0.0
+    bias: bool = True  # biases in the Linear layers and LayerNorms (False: a bit better and faster)
+
+    def __post_init__(self) -> None:
+        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"GPTConfig: {name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention in which position t only sees positions <= t."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v for all heads
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
+        self.block_size = config.block_size
+        self.cache: Tensor | None = None  # generation only: keys and values (2, B, nh, block_size, hs)
+
+    def forward(self, x: Tensor, cache_pos: int | None = None) -> Tensor:
+        """x (B, T, C) -> (B, T, C). With ``cache_pos``, x holds positions cache_pos.. and the
+        keys/values of earlier positions come from the cache (inference only; 0 starts a new cache)."""
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        dropout_p = self.dropout if self.training else 0.0
+        if cache_pos is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        else:
+            k, v = self._extend_cache(k, v, cache_pos)  # (B, nh, cache_pos + T, hs)
+            # A single new query may see every cached key; several see the keys up to their own position.
+            mask = None if T == 1 else tl.ones(T, cache_pos + T, dtype=tl.bool, device=x.device).tril(cache_pos)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): the heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+    def _extend_cache(self, k: Tensor, v: Tensor, pos: int) -> tuple[Tensor, Tensor]:
+        """Write k, v (B, nh, T, hs) at positions pos..pos+T-1; return all cached keys and values so far."""
+        B, nh, T, hs = k.shape
+        if pos + T > self.block_size:
+            raise ValueError(f"GPT: the key/value cache holds block_size={self.block_size} positions, got positions "
+                             f"{pos}..{pos + T - 1}")
+        if pos == 0:
+            self.cache = tl.zeros(2, B, nh, self.block_size, hs, dtype=k.dtype, device=k.device)
+        elif self.cache is None or self.cache.shape[1] != B:
+            raise ValueError("GPT: start the key/value cache at position 0 (with this batch size) before extending it")
+        self.cache[0, :, :, pos:pos + T] = k.detach()
+        self.cache[1, :, :, pos:pos + T] = v.detach()
+        return self.cache[0, :, :, :pos + T], self.cache[1, :, :, :pos + T]
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: expand to 4 * n_embd, GELU, project back."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """One transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, cache_pos: int | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache_pos)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """Next-token prediction over ``config.vocab_size`` tokens with a context of ``config.block_size``."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying: one Parameter, two state-dict keys
+        # nanoGPT's init: N(0, 0.02) everywhere, zero biases, residual projections scaled down by depth.
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def get_num_params(self, non_embedding: bool = True) -> int:
+        """Parameters, counted once; without the position embeddings by default (as nanoGPT)."""
+        n = self.num_parameters()
+        return n - self.transformer.wpe.weight.numel() if non_embedding else n
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """idx (B, T) int64 -> (logits (B, T, vocab_size), mean cross entropy against targets (B, T) or None)."""
+        B, T = self._check_idx(idx)
+        if T > self.config.block_size:
+            raise ValueError(f"GPT: a sequence of length {T} is longer than block_size={self.config.block_size}")
+        pos = tl.arange(0, T, dtype=tl.int64, device=idx.device)  # (T,)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x)
+        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab_size)
+        if targets is None:
+            return logits, None
+        if tuple(targets.shape) != (B, T):
+            raise ValueError(f"GPT: targets must have the shape of idx {(B, T)}, got {tuple(targets.shape)}")
+        loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T), ignore_index=-1)
+        return logits, loss
+
+    def forward_step(self, idx: Tensor, pos: int) -> Tensor:
+        """Logits (B, T, vocab_size) of tokens idx (B, T) at positions pos..pos+T-1, attending over the
+        key/value cache of the positions before (``pos=0`` starts a new cache). Inference only."""
+        B, T = self._check_idx(idx)
+        if not 0 <= pos <= self.config.block_size - T:
+            raise ValueError(f"GPT: positions {pos}..{pos + T - 1} do not fit in block_size={self.config.block_size}")
+        positions = tl.arange(pos, pos + T, dtype=tl.int64, device=idx.device)  # (T,)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(positions))  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x, cache_pos=pos)
+        return self.lm_head(self.transformer.ln_f(x))
+
+    def _check_idx(self, idx: Tensor) -> tuple[int, int]:
+        if not isinstance(idx, Tensor) or idx.ndim != 2 or idx.dtype.kind not in "iu":
+            got = f"{idx.dtype} of shape {idx.shape}" if isinstance(idx, Tensor) else type(idx).__name__
+            raise TypeError(f"GPT: expected token ids as an integer tensor (B, T), got {got}")
+        return idx.shape
+
+    def configure_optimizers(self, weight_decay: float, learning_rate: float,
+                             betas: tuple[float, float]) -> tl.optim.AdamW:
+        """AdamW that decays the matrices (weights, embeddings) but not the biases and LayerNorm gains."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        return tl.optim.AdamW(groups, lr=learning_rate, betas=betas)
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 use_cache: bool = True) -> Tensor:
+        """idx (B, T) followed by ``max_new_tokens`` sampled tokens: (B, T + max_new_tokens).
+
+        Call ``model.eval()`` first (dropout). See ``generate_tokens`` for the sampling options.
+        """
+        new = list(self._sample_tokens(idx, max_new_tokens, temperature, top_k, use_cache))
+        return tl.cat([idx, *new], dim=1) if new else idx
+
+    def generate_tokens(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                        use_cache: bool = True) -> Iterator[int]:
+        """Yield each new token id of the sequence that continues idx (1, T) as soon as it is sampled.
+
+        ``temperature`` divides the logits (< 1: more confident); ``top_k`` keeps only the k most
+        likely tokens. Samples come from the device's generator (``tl.manual_seed``). With
+        ``use_cache`` each token costs one position; once the context is longer than block_size it
+        is cropped to the last block_size tokens (and the cache rebuilt), exactly as without cache.
+        """
+        if idx.ndim != 2 or idx.shape[0] != 1:
+            raise ValueError(f"GPT.generate_tokens: expected one sequence idx of shape (1, T), got {idx.shape}; "
+                             "use generate for a batch")
+        for token in self._sample_tokens(idx, max_new_tokens, temperature, top_k, use_cache):
+            yield token.item()  # the one host read per step
+
+    def _sample_tokens(self, idx: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
+                       use_cache: bool) -> Iterator[Tensor]:
+        """Yield the next tokens (B, 1), one step at a time (gradients off only while computing)."""
+        self._check_idx(idx)
+        if temperature <= 0:
+            raise ValueError(f"GPT.generate: temperature must be positive, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"GPT.generate: top_k must be a positive integer or None, got {top_k}")
+        block_size = self.config.block_size
+        context = idx[:, -block_size:]  # at most block_size tokens: what the model sees
+        cached = 0  # how many positions of ``context`` the cache holds
+        for _ in range(max_new_tokens):
+            with tl.no_grad():
+                if not use_cache:
+                    logits, _ = self(context)
+                elif cached == 0:  # (re)build the cache from the whole context, positions from 0
+                    logits = self.forward_step(context, 0)
+                else:  # only the newest token is new
+                    logits = self.forward_step(context[:, -1:], cached)
+                cached = context.shape[1]
+                token = self._sample(logits[:, -1, :], temperature, top_k)  # (B, 1)
+                context = tl.cat([context, token], dim=1)
+                if context.shape[1] > block_size:  # crop; the cached positions shift, so rebuild the cache
+                    context, cached = context[:, 1:], 0
+            yield token
+
+    def _sample(self, logits: Tensor, temperature: float, top_k: int | None) -> Tensor:
+        """One token id per row of logits (B, V), drawn on the device: (B, 1) int64."""
+        backend, xp = logits.device.backend, logits.device.backend.xp
+        x = logits._data / temperature
+        V = x.shape[-1]
+        if top_k is not None and top_k < V:
+            kth = xp.partition(x, V - top_k, axis=-1)[:, V - top_k:V - top_k + 1]  # each row's k-th largest logit
+            x = xp.where(x < kth, -math.inf, x)
+        cdf = xp.cumsum(xp.exp(x - x.max(axis=-1, keepdims=True)), axis=-1)  # unnormalised (B, V)
+        u = backend.uniform((x.shape[0], 1), cdf.dtype) * cdf[:, -1:]  # uniform in [0, total)
+        ids = xp.minimum((cdf <= u).sum(axis=-1, keepdims=True), V - 1).astype(tl.int64)  # first cdf > u
+        return tl.as_tensor(ids, device=logits.device)

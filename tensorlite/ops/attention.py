@@ -1,0 +1,157 @@
+"""Scaled dot-product attention as one fused op: ``softmax(q @ k.T * scale + mask) @ v``.
+
+Forward is two batched matrix products around a numerically stable softmax (every head at once,
+no Python loop over heads or the batch). Backward is the closed form, with P the (dropped-out)
+attention weights and G the output's gradient::
+
+    dv = P.T @ G        dP = G @ v.T        dS = P * (dP - rowsum(dP * P))
+    dq = dS @ k * scale                     dk = dS.T @ q * scale
+
+Masked positions are -inf before the softmax's max-shift; a row with no visible key gets zero
+weights (and so a zero output and zero gradients), as PyTorch's ``scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+from tensorlite.autograd import Function
+from tensorlite.ops.elementwise import unbroadcast
+from tensorlite.tensor import Tensor
+
+
+@functools.lru_cache(maxsize=64)  # a training run uses one (L, S); generation without a cache a few hundred
+def causal_mask(device: Any, L: int, S: int, dtype: Any) -> Any:
+    """The additive causal mask (L, S) on ``device``: 0 where key j <= query i, else -inf (built once)."""
+    xp = device.backend.xp
+    visible = xp.tri(L, S, dtype=bool)  # top-left aligned lower triangle, as PyTorch's is_causal
+    return xp.where(visible, 0.0, -math.inf).astype(dtype)
+
+
+def _matmul_like(xp: Any, a: Any, b: Any, like: Any) -> Any:
+    """``a @ b``, laid out in memory like ``like`` (whose batch and row dimensions it shares).
+
+    The heads of a transformer are transposed views, q = (B, T, nh, hs) viewed as (B, nh, T, hs):
+    an output or gradient laid out the same way turns back into (B, T, nh * hs) without a copy.
+    """
+    batch = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if batch != like.shape[:-2] or a.shape[-2] != like.shape[-2]:
+        return a @ b
+    order = sorted(range(like.ndim), key=lambda i: -like.strides[i])  # like's axes, outermost in memory first
+    shape = (*batch, a.shape[-2], b.shape[-1])
+    out = xp.empty([shape[i] for i in order], dtype=a.dtype).transpose(sorted(range(like.ndim), key=order.index))
+    return xp.matmul(a, b, out=out)
+
+
+class ScaledDotProductAttention(Function):
+    """q (..., L, E), k (..., S, E), v (..., S, Ev), additive mask broadcastable to (..., L, S) or None."""
+
+    def forward(self, q, k, v, mask, dropout_p, scale):
+        xp = self.xp
+        self.q, self.k, self.v, self.scale = q, k, v, scale
+        self.mask_shape = None if mask is None else mask.shape
+        scores = q @ xp.swapaxes(k, -1, -2)  # (..., L, S)
+        scores *= scale
+        if mask is not None:
+            scores += mask  # checked to broadcast to the scores' shape
+        # Stable softmax over keys; a fully masked row has max -inf: shift it by a finite number instead,
+        # so that its exponentials are 0 (not NaN), and divide by max(sum, 1) (a visible row sums to >= 1).
+        row_max = scores.max(axis=-1, keepdims=True)
+        xp.maximum(row_max, xp.finfo(scores.dtype).min, out=row_max)
+        scores -= row_max
+        weights = xp.exp(scores, out=scores)
+        weights /= xp.maximum(weights.sum(axis=-1, keepdims=True), 1.0)
+        self.weights = weights  # P before dropout
+        self.keep = None
+        if dropout_p > 0:
+            self.keep = (self.backend.uniform(weights.shape, weights.dtype) >= dropout_p).astype(weights.dtype)
+            self.keep *= 0.0 if dropout_p == 1 else 1.0 / (1.0 - dropout_p)
+            weights = weights * self.keep
+        self.dropped = weights
+        return _matmul_like(xp, weights, v, q)  # (..., L, Ev)
+
+    def backward(self, g):
+        xp, q, k, v, p = self.xp, self.q, self.k, self.v, self.weights
+        gq = gk = gv = gmask = None
+        if self.needs_grad(2):
+            gv = unbroadcast(_matmul_like(xp, xp.swapaxes(self.dropped, -1, -2), g, v), v.shape)
+        gs = g @ xp.swapaxes(v, -1, -2)  # (..., L, S): gradient of the dropped-out weights
+        if self.keep is not None:
+            gs *= self.keep
+        # Softmax backward: dS = P * (dP - rowsum(dP * P)).
+        gs -= (gs * p).sum(axis=-1, keepdims=True)
+        gs *= p
+        if self.needs_grad(3):
+            gmask = unbroadcast(gs, self.mask_shape)
+        gs *= self.scale
+        if self.needs_grad(0):
+            gq = unbroadcast(_matmul_like(xp, gs, k, q), q.shape)
+        if self.needs_grad(1):
+            gk = unbroadcast(_matmul_like(xp, xp.swapaxes(gs, -1, -2), q, k), k.shape)
+        return gq, gk, gv, gmask, None, None
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None) -> Tensor:
+    """Attention of query (..., L, E) over key (..., S, E) and value (..., S, Ev) -> (..., L, Ev).
+
+    ``attn_mask`` broadcasts to (..., L, S): bool (True = may attend) or float (added to the
+    scores). ``is_causal``: query i sees keys 0..i (top-left aligned). ``dropout_p`` drops
+    attention weights with the device's generator (pass 0 when evaluating). ``scale`` defaults to
+    1 / sqrt(E).
+    """
+    op = "scaled_dot_product_attention"
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a tensor, got {type(t).__name__}")
+        if t.ndim < 2 or t.dtype.kind != "f":
+            raise ValueError(f"{op}: {name} must be a floating tensor with at least 2 dimensions (..., length, "
+                             f"features), got shape {t.shape}, dtype {t.dtype}")
+    xp = query.device.backend.xp
+    (L, E), S = query.shape[-2:], key.shape[-2]
+    try:
+        batch = xp.broadcast_shapes(query.shape[:-2], key.shape[:-2])  # the scores' batch dimensions
+        xp.broadcast_shapes(batch, value.shape[:-2])
+    except ValueError:
+        batch = None
+    if batch is None or key.shape[-1] != E or value.shape[-2] != S:
+        raise ValueError(f"{op}: expected query (..., L, E), key (..., S, E), value (..., S, Ev) with broadcastable "
+                         f"batch dimensions, got query {query.shape}, key {key.shape}, value {value.shape}")
+    if key.dtype != query.dtype or value.dtype != query.dtype:
+        raise TypeError(f"{op}: query, key and value must share a dtype, got {query.dtype}, {key.dtype}, "
+                        f"{value.dtype}")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"{op}: dropout_p must be between 0 and 1, got {dropout_p}")
+    scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
+    mask: Tensor | Any = None
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError(f"{op}: give attn_mask or is_causal=True, not both")
+        mask = causal_mask(query.device, L, S, query.dtype)
+    elif attn_mask is not None:
+        mask = _additive_mask(op, attn_mask, query, (*batch, L, S))
+    return ScaledDotProductAttention.apply(query, key, value, mask, dropout_p, scale)
+
+
+def _additive_mask(op: str, attn_mask: Tensor, query: Tensor, scores_shape: tuple[int, ...]) -> Tensor | Any:
+    """A float mask as given (it may carry a gradient); a bool mask as an array of 0 (attend) and -inf."""
+    if not isinstance(attn_mask, Tensor):
+        raise TypeError(f"{op}: attn_mask must be a bool or float tensor, got {type(attn_mask).__name__}")
+    xp = query.device.backend.xp
+    try:
+        fits = xp.broadcast_shapes(attn_mask.shape, scores_shape) == scores_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{op}: attn_mask of shape {attn_mask.shape} does not broadcast to the scores' shape "
+                         f"{scores_shape} (batch..., L, S)")
+    if attn_mask.device is not query.device:
+        raise RuntimeError(f"{op}: attn_mask is on {attn_mask.device} but query is on {query.device}")
+    if attn_mask.dtype.kind == "b":
+        return xp.where(attn_mask._data, 0.0, -math.inf).astype(query.dtype)
+    if attn_mask.dtype != query.dtype:
+        raise TypeError(f"{op}: attn_mask must be bool or {query.dtype} like the query, got {attn_mask.dtype}")
+    return attn_mask

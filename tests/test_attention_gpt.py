@@ -1,0 +1,540 @@
+"""Attention and the GPT model: ``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``, and
+``tensorlite.models.GPT`` against nanoGPT's ``model.py`` written in PyTorch.
+
+The op gets float64 gradchecks and float32 PyTorch parity (masks, causal, L != S, scale); the layer
+and the model load PyTorch's weights through ``load_state_dict`` and must then compute PyTorch's
+outputs, losses and every parameter gradient. Generation with the key/value cache must sample
+exactly the tokens that generation without it samples.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from oracle import check_grad, check_parity, torch_or_skip
+
+import tensorlite as tl
+from tensorlite import models, nn
+from tensorlite.ops.attention import causal_mask
+
+try:
+    import torch
+except ImportError:  # tests that need PyTorch call torch_or_skip() first
+    torch = None
+
+F = tl.nn.functional
+rng = np.random.default_rng(0)
+SMALL = dict(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=11)
+
+
+def randn(*shape: int) -> np.ndarray:
+    return rng.standard_normal(shape)
+
+
+def host(t) -> np.ndarray:
+    return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+# -- scaled_dot_product_attention ---------------------------------------------------------------------
+SDPA_CASES = {  # name: (q shape, k shape, v shape, keyword arguments)
+    "plain": ((2, 3, 4), (2, 5, 4), (2, 5, 3), {}),
+    "causal square": ((1, 2, 4, 3), (1, 2, 4, 3), (1, 2, 4, 2), {"is_causal": True}),
+    "causal L > S": ((5, 3), (3, 3), (3, 2), {"is_causal": True}),
+    "causal L < S": ((3, 3), (5, 3), (5, 2), {"is_causal": True}),
+    "scale": ((2, 3, 4), (2, 5, 4), (2, 5, 3), {"scale": 0.3}),
+    "broadcast batch": ((2, 3, 4), (1, 5, 4), (5, 3), {}),
+}
+
+
+@pytest.mark.parametrize("case", SDPA_CASES)
+def test_sdpa_gradcheck_and_parity(device, case):
+    q_shape, k_shape, v_shape, kwargs = SDPA_CASES[case]
+    arrays = [randn(*q_shape), randn(*k_shape), randn(*v_shape)]
+    check_grad(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kwargs), arrays, device)
+    check_parity(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kwargs),
+                 torch and (lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, **kwargs)),
+                 arrays, device)
+
+
+def test_sdpa_bool_mask_gradcheck_and_parity(device):
+    arrays = [randn(2, 3, 4), randn(2, 5, 4), randn(2, 5, 3)]
+    allowed = rng.random((3, 5)) < 0.6
+    allowed[:, 0] = True  # every query sees at least one key
+    ours = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, tl.tensor(allowed, device=device))  # noqa: E731
+    check_grad(ours, arrays, device)
+    check_parity(ours, torch and (lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, torch.from_numpy(allowed))), arrays, device)
+
+
+def test_sdpa_float_mask_gets_a_gradient(device):
+    arrays = [randn(2, 3, 4), randn(2, 5, 4), randn(2, 5, 3), randn(3, 5)]  # the mask broadcasts over the batch
+    check_grad(F.scaled_dot_product_attention, arrays, device)
+    check_parity(F.scaled_dot_product_attention, torch and torch.nn.functional.scaled_dot_product_attention,
+                 arrays, device)
+
+
+def test_sdpa_fully_masked_row_gives_zeros_not_nan(device):
+    """As PyTorch: a query that may attend to nothing gets a zero output and zero gradients."""
+    arrays = [randn(3, 4), randn(5, 4), randn(5, 2)]
+    allowed = np.ones((3, 5), dtype=bool)
+    allowed[1] = False
+    check_parity(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, tl.tensor(allowed, device=device)),
+                 torch and (lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(
+                     q, k, v, torch.from_numpy(allowed))), arrays, device)
+    q, k, v = (tl.tensor(a.astype(np.float32), device=device, requires_grad=True) for a in arrays)
+    out = F.scaled_dot_product_attention(q, k, v, tl.tensor(allowed, device=device))
+    out.sum().backward()
+    assert np.all(host(out)[1] == 0) and np.isfinite(host(out)).all()
+    assert np.all(host(q.grad)[1] == 0) and np.isfinite(host(k.grad)).all()
+
+
+def test_sdpa_causal_mask_is_built_once_per_shape(device):
+    q = tl.randn(2, 5, 4, device=device)
+    F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    mask = causal_mask(q.device, 5, 5, q.dtype)
+    F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    assert causal_mask(q.device, 5, 5, q.dtype) is mask
+    assert causal_mask(q.device, 5, 3, q.dtype) is not mask
+    np.testing.assert_array_equal(np.isfinite(mask.get() if hasattr(mask, "get") else mask), np.tri(5, dtype=bool))
+
+
+def test_sdpa_output_of_transposed_heads_merges_without_copy():
+    """Heads are views (B, nh, T, hs) of (B, T, nh * hs); the output comes back laid out the same way."""
+    B, T, nh, hs = 2, 5, 3, 4
+    qkv = tl.randn(B, T, 3 * nh * hs)
+    q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in qkv.split(nh * hs, dim=2))
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    merged = y.transpose(1, 2).reshape(B, T, nh * hs)
+    assert np.shares_memory(merged.numpy(), y.numpy())
+
+
+def test_sdpa_dropout_statistics_and_seed(device):
+    """Dropout zeroes weights with probability p and scales the others by 1 / (1 - p): with v = 1 every output
+    is a sum of kept weights / (1 - p), whose mean is 1. The same seed drops the same weights."""
+    q, k = tl.randn(200, 6, 4, device=device), tl.randn(200, 6, 4, device=device)
+    v = tl.ones(200, 6, 1, device=device)
+    tl.manual_seed(3)
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+    assert out.shape == (200, 6, 1) and np.isfinite(host(out)).all()
+    assert abs(host(out).mean() - 1.0) < 0.05
+    assert (host(out) != 1.0).mean() > 0.9  # the plain output would be exactly 1
+    tl.manual_seed(3)
+    np.testing.assert_array_equal(host(F.scaled_dot_product_attention(q, k, v, dropout_p=0.5)), host(out))
+    assert np.all(host(F.scaled_dot_product_attention(q, k, v, dropout_p=1.0)) == 0)
+
+
+def test_sdpa_dropout_gradient_matches_the_dropped_weights(device):
+    """With dropout the gradient is that of the dropped-out weights: check it by finite differences with a
+    fixed seed (each evaluation re-draws the same mask)."""
+    arrays = [randn(2, 3), randn(4, 3), randn(4, 2)]
+
+    def fn(q, k, v):
+        tl.manual_seed(5)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=0.4)
+
+    check_grad(fn, arrays, device)
+
+
+def test_sdpa_errors_name_the_problem(device):
+    q = tl.randn(2, 3, 4, device=device)
+    with pytest.raises(ValueError, match="attn_mask or is_causal"):
+        F.scaled_dot_product_attention(q, q, q, tl.ones(3, 3, dtype=tl.bool, device=device), is_causal=True)
+    with pytest.raises(ValueError, match=r"key \(..., S, E\)"):
+        F.scaled_dot_product_attention(q, tl.randn(2, 3, 5, device=device), q)
+    with pytest.raises(ValueError, match=r"attn_mask of shape \(4, 3\) does not broadcast"):
+        F.scaled_dot_product_attention(q, q, q, tl.ones(4, 3, dtype=tl.bool, device=device))
+    with pytest.raises(TypeError, match="attn_mask must be bool or float32"):
+        F.scaled_dot_product_attention(q, q, q, tl.ones(3, 3, dtype=tl.int64, device=device))
+    with pytest.raises(ValueError, match="dropout_p"):
+        F.scaled_dot_product_attention(q, q, q, dropout_p=1.5)
+
+
+# -- nn.MultiheadAttention --------------------------------------------------------------------------
+def mha_pair(device, embed_dim=8, num_heads=2, **kwargs):
+    """A tensorlite and a PyTorch MultiheadAttention with the same (PyTorch's) weights."""
+    torch_or_skip()
+    torch.manual_seed(0)
+    theirs = torch.nn.MultiheadAttention(embed_dim, num_heads, **kwargs)
+    with torch.no_grad():  # non-zero biases, so that they are tested too
+        for p in theirs.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    ours = nn.MultiheadAttention(embed_dim, num_heads, device=device, **kwargs)
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    return ours, theirs
+
+
+def compare_mha(ours, theirs, device, arrays, masks=(None, None), call=None, rtol=1e-5, atol=1e-6):
+    """Same inputs (and masks) through both layers: outputs, weights, input and parameter gradients."""
+    call = call or {}
+    ins = [tl.tensor(a.astype(np.float32), device=device, requires_grad=True) for a in arrays]
+    tins = [torch.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
+    if len(arrays) == 1:  # self-attention: one tensor as query, key and value
+        ins, tins = ins * 3, tins * 3
+    kpm, am = masks
+    out, w = ours(*ins, key_padding_mask=None if kpm is None else tl.tensor(kpm, device=device),
+                  attn_mask=None if am is None else tl.tensor(am, device=device), **call)
+    tout, tw = theirs(*tins, key_padding_mask=None if kpm is None else torch.from_numpy(kpm),
+                      attn_mask=None if am is None else torch.from_numpy(am), **call)
+    np.testing.assert_allclose(host(out), host(tout), rtol=rtol, atol=atol)
+    assert (w is None) == (tw is None)
+    if w is not None:
+        np.testing.assert_allclose(host(w), host(tw), rtol=rtol, atol=atol)
+    g = rng.standard_normal(tuple(tout.shape)).astype(np.float32)
+    (out * tl.tensor(g, device=device)).sum().backward()
+    (tout * torch.from_numpy(g)).sum().backward()
+    for a, b in zip(ins[:len(arrays)], tins[:len(arrays)]):
+        np.testing.assert_allclose(host(a.grad), host(b.grad), rtol=rtol, atol=atol)
+    theirs_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(host(p.grad), host(theirs_params[name].grad), rtol=rtol, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_mha_self_attention_parity(device, batch_first, need_weights):
+    ours, theirs = mha_pair(device, batch_first=batch_first)
+    x = randn(3, 4, 8)
+    compare_mha(ours, theirs, device, [x], call={"need_weights": need_weights})
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_mha_cross_attention_with_masks_parity(device, batch_first):
+    """L != S; key padding (bool, True = ignore) together with a float or a bool attn_mask."""
+    ours, theirs = mha_pair(device, batch_first=batch_first)
+    N, L, S = 2, 3, 5
+    q_shape, kv_shape = ((N, L, 8), (N, S, 8)) if batch_first else ((L, N, 8), (S, N, 8))
+    arrays = [randn(*q_shape), randn(*kv_shape), randn(*kv_shape)]
+    padding = np.zeros((N, S), dtype=bool)
+    padding[0, 3:] = True
+    padding_float = np.where(padding, -np.inf, 0.0).astype(np.float32)  # PyTorch wants both masks of one kind
+    compare_mha(ours, theirs, device, arrays, masks=(padding_float, randn(L, S).astype(np.float32)))
+    compare_mha(ours, theirs, device, arrays, masks=(padding, rng.random((L, S)) < 0.3))
+    for p in ours.parameters():
+        p.grad = None
+
+
+def test_mha_per_head_mask_and_unaveraged_weights(device):
+    ours, theirs = mha_pair(device, batch_first=True)
+    N, L, S = 2, 3, 4
+    arrays = [randn(N, L, 8), randn(N, S, 8), randn(N, S, 8)]
+    compare_mha(ours, theirs, device, arrays, masks=(None, randn(N * 2, L, S).astype(np.float32)),
+                call={"average_attn_weights": False})
+
+
+def test_mha_unbatched_and_without_bias(device):
+    ours, theirs = mha_pair(device, bias=False)
+    assert ours.in_proj_bias is None and ours.out_proj.bias is None
+    compare_mha(ours, theirs, device, [randn(3, 8), randn(5, 8), randn(5, 8)], masks=(rng.random(5) < 0.3, None))
+
+
+def test_mha_layout_matches_pytorch(device):
+    ours, theirs = mha_pair(device, embed_dim=12, num_heads=3)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    fresh = nn.MultiheadAttention(12, 3, device=device)
+    assert np.all(fresh.in_proj_bias.numpy() == 0) and np.all(fresh.out_proj.bias.numpy() == 0)
+    bound = math.sqrt(6 / (12 + 36))  # xavier_uniform_ on (3E, E)
+    assert 0.8 * bound < np.abs(fresh.in_proj_weight.numpy()).max() <= bound
+
+
+def test_mha_errors(device):
+    layer = nn.MultiheadAttention(8, 2, device=device)
+    x = tl.randn(3, 2, 8, device=device)
+    with pytest.raises(ValueError, match="embed_dim=8"):
+        layer(tl.randn(3, 2, 6, device=device), x, x)
+    with pytest.raises(ValueError, match=r"key_padding_mask must have shape \(N, S\) = \(2, 3\)"):
+        layer(x, x, x, key_padding_mask=tl.ones(3, 2, dtype=tl.bool, device=device))
+    with pytest.raises(ValueError, match="is_causal"):
+        layer(x, x, x, is_causal=True)
+    with pytest.raises(ValueError, match="multiple of num_heads"):
+        nn.MultiheadAttention(10, 3)
+
+
+# -- the nanoGPT reference in PyTorch ----------------------------------------------------------------
+def torch_nanogpt():
+    """nanoGPT's model.py (Block and GPT), in PyTorch: the reference for parity."""
+    torch_or_skip()
+    tnn, tF = torch.nn, torch.nn.functional
+
+    class CausalSelfAttention(tnn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c_attn = tnn.Linear(c.n_embd, 3 * c.n_embd, bias=c.bias)
+            self.c_proj = tnn.Linear(c.n_embd, c.n_embd, bias=c.bias)
+            self.n_head, self.n_embd = c.n_head, c.n_embd
+
+        def forward(self, x):
+            B, T, C = x.size()
+            q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+            q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+            y = tF.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+    class MLP(tnn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c_fc = tnn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias)
+            self.gelu = tnn.GELU()
+            self.c_proj = tnn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias)
+
+        def forward(self, x):
+            return self.c_proj(self.gelu(self.c_fc(x)))
+
+    class Block(tnn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.ln_1 = tnn.LayerNorm(c.n_embd, bias=c.bias)
+            self.attn = CausalSelfAttention(c)
+            self.ln_2 = tnn.LayerNorm(c.n_embd, bias=c.bias)
+            self.mlp = MLP(c)
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class TorchGPT(tnn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.transformer = tnn.ModuleDict(dict(
+                wte=tnn.Embedding(c.vocab_size, c.n_embd), wpe=tnn.Embedding(c.block_size, c.n_embd),
+                drop=tnn.Dropout(c.dropout), h=tnn.ModuleList([Block(c) for _ in range(c.n_layer)]),
+                ln_f=tnn.LayerNorm(c.n_embd, bias=c.bias)))
+            self.lm_head = tnn.Linear(c.n_embd, c.vocab_size, bias=False)
+            self.transformer.wte.weight = self.lm_head.weight
+
+        def forward(self, idx, targets=None):
+            pos = torch.arange(0, idx.size(1), dtype=torch.long)
+            x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+            for block in self.transformer.h:
+                x = block(x)
+            logits = self.lm_head(self.transformer.ln_f(x))
+            loss = None
+            if targets is not None:
+                loss = tF.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+            return logits, loss
+
+    return SimpleNamespace(Block=Block, GPT=TorchGPT)
+
+
+def load_from_torch(ours, theirs) -> None:
+    """Copy PyTorch's weights into tensorlite through the ordinary load_state_dict (same keys)."""
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+
+
+def jitter_(module) -> None:
+    """Perturb PyTorch's weights (LayerNorm gains and zero biases included) so that all of them matter."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_transformer_block_parity(device, bias):
+    reference = torch_nanogpt()
+    config = models.GPTConfig(**SMALL, bias=bias)
+    theirs = reference.Block(SimpleNamespace(**config.to_dict()))
+    jitter_(theirs)
+    ours = models.gpt.Block(config).to(device)
+    load_from_torch(ours, theirs)
+    check_parity(ours, theirs, [randn(3, 6, 16)], device, rtol=1e-4, atol=1e-5)
+    theirs_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(host(p.grad), host(theirs_params[name].grad), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_gpt_forward_loss_and_every_gradient_match_nanogpt(device, bias):
+    reference = torch_nanogpt()
+    config = models.GPTConfig(**SMALL, bias=bias)
+    theirs = reference.GPT(SimpleNamespace(**config.to_dict()))
+    jitter_(theirs)
+    ours = models.GPT(config).to(device)
+    load_from_torch(ours, theirs)
+    idx = rng.integers(0, 11, size=(3, 8))
+    targets = rng.integers(0, 11, size=(3, 8))
+    targets[0, :2] = -1  # nanoGPT's ignore_index
+    logits, loss = ours(tl.tensor(idx, device=device), tl.tensor(targets, device=device))
+    tlogits, tloss = theirs(torch.from_numpy(idx), torch.from_numpy(targets))
+    assert logits.shape == (3, 8, 11)
+    np.testing.assert_allclose(host(logits), host(tlogits), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-5)
+    loss.backward()
+    tloss.backward()
+    theirs_params = dict(theirs.named_parameters())
+    names = [name for name, _ in ours.named_parameters()]
+    assert names == list(theirs_params)  # the tied weight once, under transformer.wte.weight
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(host(p.grad), host(theirs_params[name].grad), rtol=1e-4, atol=1e-6, err_msg=name)
+    short_logits, no_loss = ours(tl.tensor(idx[:, :5], device=device))
+    assert no_loss is None
+    np.testing.assert_allclose(host(short_logits), host(theirs(torch.from_numpy(idx[:, :5]))[0]), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_gpt_weight_tying_and_state_dict(device):
+    model = models.GPT(models.GPTConfig(**SMALL)).to(device)
+    assert model.lm_head.weight is model.transformer.wte.weight
+    params = dict(model.named_parameters())
+    assert "transformer.wte.weight" in params and "lm_head.weight" not in params
+    state = model.state_dict()
+    assert "transformer.wte.weight" in state and "lm_head.weight" in state
+    assert len(state) == len(params) + 1
+    n_embd, n_layer, V, T = 16, 2, 11, 8
+    per_block = 2 * 2 * n_embd + (3 * n_embd * n_embd + 3 * n_embd) + (n_embd * n_embd + n_embd) + (
+        4 * n_embd * n_embd + 4 * n_embd) + (4 * n_embd * n_embd + n_embd)
+    total = V * n_embd + T * n_embd + n_layer * per_block + 2 * n_embd
+    assert model.num_parameters() == total and model.get_num_params() == total - T * n_embd
+    # Loading keeps the tie: both keys write the one Parameter.
+    other = models.GPT(models.GPTConfig(**SMALL)).to(device)
+    other.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(other.lm_head.weight.numpy(), model.transformer.wte.weight.numpy())
+    assert other.lm_head.weight is other.transformer.wte.weight
+
+
+def test_gpt_init_follows_nanogpt(device):
+    config = models.GPTConfig(n_layer=8, n_head=2, n_embd=64, block_size=16, vocab_size=50)
+    model = models.GPT(config).to(device)
+    block = model.transformer.h[0]
+    assert abs(block.attn.c_attn.weight.numpy().std() - 0.02) < 0.002
+    assert abs(block.mlp.c_proj.weight.numpy().std() - 0.02 / math.sqrt(2 * 8)) < 0.001
+    assert np.all(block.attn.c_attn.bias.numpy() == 0)
+    assert np.all(block.ln_1.weight.numpy() == 1)
+
+
+def test_gpt_configure_optimizers_decays_only_matrices():
+    model = models.GPT(models.GPTConfig(**SMALL))
+    opt = model.configure_optimizers(weight_decay=0.1, learning_rate=1e-3, betas=(0.9, 0.95))
+    assert isinstance(opt, tl.optim.AdamW)
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    assert opt.param_groups[0]["lr"] == 1e-3 and opt.param_groups[0]["betas"] == (0.9, 0.95)
+
+
+def test_gpt_training_steps_lower_the_loss(device):
+    tl.manual_seed(0)
+    model = models.GPT(models.GPTConfig(**SMALL)).to(device)
+    opt = model.configure_optimizers(0.0, 1e-2, (0.9, 0.99))
+    idx = tl.tensor(np.tile(np.arange(8), (4, 1)) % 11, device=device)  # a sequence to memorise
+    first = None
+    for _ in range(30):
+        _, loss = model(idx[:, :-1], idx[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.3 * first
+
+
+def test_gpt_errors(device):
+    model = models.GPT(models.GPTConfig(**SMALL)).to(device)
+    with pytest.raises(ValueError, match="longer than block_size=8"):
+        model(tl.zeros(1, 9, dtype=tl.int64, device=device))
+    with pytest.raises(TypeError, match="integer tensor"):
+        model(tl.zeros(1, 4, device=device))
+    with pytest.raises(ValueError, match="targets must have the shape of idx"):
+        model(tl.zeros(2, 4, dtype=tl.int64, device=device), tl.zeros(2, 3, dtype=tl.int64, device=device))
+    with pytest.raises(ValueError, match="divisible by n_head"):
+        models.GPTConfig(n_embd=10, n_head=3)
+    with pytest.raises(ValueError, match="temperature"):
+        list(model.generate_tokens(tl.zeros(1, 2, dtype=tl.int64, device=device), 2, temperature=0))
+
+
+# -- generation ---------------------------------------------------------------------------------------
+def test_forward_step_with_cache_matches_the_full_forward(device):
+    """Prefill 3 positions, then one token at a time: the logits equal those of the whole sequence."""
+    model = models.GPT(models.GPTConfig(**SMALL)).to(device).eval()
+    idx = tl.tensor(rng.integers(0, 11, size=(2, 8)), device=device)
+    full, _ = model(idx)
+    with tl.no_grad():
+        steps = [model.forward_step(idx[:, :3], 0)]
+        steps += [model.forward_step(idx[:, t:t + 1], t) for t in range(3, 6)]
+        steps.append(model.forward_step(idx[:, 6:], 6))  # two new positions at once, after a cache
+    np.testing.assert_allclose(host(tl.cat(steps, dim=1)), host(full), rtol=1e-4, atol=1e-5)
+    assert model.transformer.h[0].attn.cache.shape == (2, 2, 2, 8, 8)  # (k/v, B, nh, block_size, hs)
+    with pytest.raises(ValueError, match="block_size=8"):
+        model.forward_step(idx[:, :1], 8)
+
+
+@pytest.mark.parametrize("top_k", [None, 3])
+def test_generate_with_cache_samples_what_generate_without_cache_samples(device, top_k):
+    """The same seed gives the same tokens; 12 new tokens after 3 run past block_size=8 (crop + rebuild)."""
+    model = models.GPT(models.GPTConfig(**SMALL)).to(device).eval()
+    idx = tl.tensor([[1, 2, 3]], device=device)
+    runs = []
+    for use_cache in (True, False):
+        tl.manual_seed(7)
+        runs.append(model.generate(idx, 12, temperature=0.8, top_k=top_k, use_cache=use_cache))
+    assert runs[0].shape == (1, 15) and runs[0].dtype == tl.int64
+    np.testing.assert_array_equal(host(runs[0]), host(runs[1]))
+    np.testing.assert_array_equal(host(runs[0])[0, :3], [1, 2, 3])
+    tl.manual_seed(7)
+    streamed = list(model.generate_tokens(idx, 12, temperature=0.8, top_k=top_k))
+    assert streamed == host(runs[0])[0, 3:].tolist() and all(isinstance(t, int) for t in streamed)
+
+
+def test_greedy_generation_follows_the_argmax(device):
+    """top_k=1 is greedy: every new token is the argmax of the (cropped) context's last logits."""
+    model = models.GPT(models.GPTConfig(**SMALL)).to(device).eval()
+    out = model.generate(tl.tensor([[4, 5]], device=device), 10, top_k=1)
+    np.testing.assert_array_equal(host(out), host(model.generate(tl.tensor([[4, 5]], device=device), 10, top_k=1,
+                                                                  use_cache=False)))
+    tokens = host(out)[0]
+    for t in range(2, len(tokens)):
+        context = tl.tensor(tokens[max(0, t - 8):t][None], device=device)
+        logits, _ = model(context)
+        assert tokens[t] == int(np.argmax(host(logits)[0, -1]))
+
+
+def test_generate_batch_and_sampling_distribution(device):
+    """Sampling follows softmax(logits / temperature): check the frequencies of the first sampled token."""
+    model = models.GPT(models.GPTConfig(**SMALL)).to(device).eval()
+    idx = tl.tensor(np.full((400, 2), 3), device=device)
+    logits, _ = model(idx[:1])
+    p = np.exp(host(logits)[0, -1] / 0.5)
+    p /= p.sum()
+    out = host(model.generate(idx, 1, temperature=0.5))
+    assert out.shape == (400, 3)
+    freq = np.bincount(out[:, -1], minlength=11) / 400
+    assert np.abs(freq - p).max() < 0.1
+    top2 = set(np.argsort(p)[-2:])
+    assert set(host(model.generate(idx, 1, top_k=2))[:, -1]) <= top2
+
+
+def test_generate_uses_no_gradient_and_leaves_grad_mode_alone(device):
+    model = models.GPT(models.GPTConfig(**SMALL)).to(device).eval()
+    tokens = model.generate_tokens(tl.tensor([[1]], device=device), 3)
+    next(tokens)
+    assert tl.is_grad_enabled()  # the generator pauses with gradients on, as the caller had them
+    assert all(p.grad is None for p in model.parameters())
+
+
+# -- CPU-backend fast paths the transformer relies on ------------------------------------------------
+def test_float32_erf_is_accurate_everywhere():
+    from tensorlite.backends.numpy_backend import erf_float32
+
+    x = np.concatenate([np.linspace(-7, 7, 20001), [0.0, -0.0, np.inf, -np.inf, 1e-30]]).astype(np.float32)
+    exact = np.array([math.erf(v) for v in x.astype(np.float64)])
+    assert np.abs(erf_float32(x) - exact).max() < 6e-7
+    assert erf_float32(np.float32(0.5) * np.ones((), np.float32)).shape == ()  # 0-d in, 0-d out
+    assert erf_float32(np.ones(3, np.float16)).dtype == np.float16
+    assert np.isnan(erf_float32(np.array([np.nan], np.float32)))[0]
+
+
+@pytest.mark.parametrize("rows, index_shape, tail", [(65, (96,), (16,)), (5, (3, 4), (2,)), (7, (10,), ())])
+def test_cpu_scatter_add_of_rows_matches_add_at(rows, index_shape, tail):
+    """The sort-and-reduceat path for embedding gradients: repeated and negative indices accumulate."""
+    from tensorlite.backends.numpy_backend import NumpyBackend
+
+    index = rng.integers(-rows, rows, size=index_shape)
+    values = rng.standard_normal(index_shape + tail)
+    ours, expected = np.zeros((rows, *tail)), np.zeros((rows, *tail))
+    NumpyBackend().scatter_add(ours, index, values)
+    np.add.at(expected, index, values)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)

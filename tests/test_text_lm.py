@@ -1,0 +1,257 @@
+"""Character data (tokenizer, shipped Tiny Shakespeare, random windows) and language-model training,
+checkpoints, resume, Ctrl-C and sampling through the ``tensorlite`` command line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner, Result
+
+import tensorlite as tl
+from tensorlite import lm_training
+from tensorlite.cli import app
+from tensorlite.data.text import SHAKESPEARE_TXT, CharTokenizer, TextData, load_shakespeare
+
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+runner = CliRunner()
+
+
+def invoke(*args: str | Path) -> Result:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_fails(result: Result, *fragments: str) -> None:
+    """A clean user error: non-zero exit, ``error: ...`` naming the problem, no traceback."""
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output and "error:" in result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+# -- tokenizer and data ------------------------------------------------------------------------------------
+def test_tokenizer_round_trip_over_a_sorted_vocabulary() -> None:
+    tokenizer = CharTokenizer.from_text("hello, world\n")
+    assert tokenizer.chars == sorted(set("hello, world\n")) and tokenizer.vocab_size == 10
+    ids = tokenizer.encode("world, hello")
+    assert ids[:2] == [tokenizer.chars.index("w"), tokenizer.chars.index("o")]
+    assert tokenizer.decode(ids) == "world, hello"
+    assert tokenizer.decode(tl.tensor([ids])) == "world, hello"  # a (1, T) tensor reads in order
+
+
+def test_tokenizer_names_unknown_characters_and_bad_ids() -> None:
+    tokenizer = CharTokenizer.from_text("abc")
+    with pytest.raises(ValueError, match=r"2 character\(s\) not in the vocabulary: 'XZ'"):
+        tokenizer.encode("aZbX")
+    with pytest.raises(ValueError, match=r"token ids \[-1, 3\] are outside the vocabulary \[0, 3\)"):
+        tokenizer.decode([0, 3, -1])
+    with pytest.raises(ValueError, match="repeated"):
+        CharTokenizer("aa")
+
+
+def test_tokenizer_survives_checkpoint_metadata(tmp_path: Path) -> None:
+    tokenizer = CharTokenizer.from_text("To be, or not to be:\nthat is the question.")
+    tl.save({"w": tl.zeros(1)}, tmp_path / "t.safetensors", metadata={"tokenizer": tokenizer.to_dict()})
+    again = CharTokenizer.from_dict(tl.load_metadata(tmp_path / "t.safetensors")["tokenizer"])
+    assert again.chars == tokenizer.chars and again.encode("not") == tokenizer.encode("not")
+
+
+def test_shipped_tiny_shakespeare_is_the_original() -> None:
+    assert hashlib.sha256(SHAKESPEARE_TXT.read_bytes()).hexdigest() == SHAKESPEARE_SHA256
+    text = load_shakespeare()
+    assert len(text) == 1_115_394 and text.startswith("First Citizen:")
+    assert CharTokenizer.from_text(text).vocab_size == 65
+
+
+def test_load_shakespeare_reads_any_text_file_and_names_a_missing_one(tmp_path: Path) -> None:
+    (tmp_path / "poem.txt").write_text("Shall I compare thee", encoding="utf-8")
+    assert load_shakespeare(tmp_path / "poem.txt") == "Shall I compare thee"
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_shakespeare(tmp_path / "missing.txt")
+
+
+def test_get_batch_windows_and_next_token_targets(device: str) -> None:
+    data = TextData(np.arange(1000) % 97)
+    x, y = data.get_batch("train", 6, 16, device)
+    assert x.shape == y.shape == (6, 16) and x.dtype == y.dtype == tl.int64
+    assert x.device == tl.device(device) and y.device == tl.device(device)
+    x, y = x.numpy(), y.numpy()
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])  # y is x shifted by one
+    np.testing.assert_array_equal((x[:, :1] + np.arange(17)) % 97, np.concatenate([x, y[:, -1:]], axis=1))
+
+
+def test_val_windows_come_from_the_last_tenth() -> None:
+    data = TextData(np.arange(1000))  # token i at position i
+    train_x, train_y = data.get_batch("train", 200, 8)
+    val_x, val_y = data.get_batch("val", 200, 8)
+    assert train_x.numpy().min() >= 0 and train_y.numpy().max() < 900
+    assert val_x.numpy().min() >= 900 and val_y.numpy().max() < 1000
+    assert len(set(val_x.numpy()[:, 0])) > 50  # random starts, not one window
+
+
+def test_get_batch_is_reproducible_from_the_seed_or_a_generator() -> None:
+    data = TextData(np.arange(5000))
+    tl.manual_seed(7)
+    first = data.get_batch("train", 4, 8)[0].numpy()
+    tl.manual_seed(7)
+    np.testing.assert_array_equal(first, data.get_batch("train", 4, 8)[0].numpy())
+    assert not np.array_equal(first, data.get_batch("train", 4, 8)[0].numpy())
+    a = data.get_batch("val", 4, 8, generator=np.random.default_rng(1))[0].numpy()
+    np.testing.assert_array_equal(a, data.get_batch("val", 4, 8, generator=np.random.default_rng(1))[0].numpy())
+
+
+def test_get_batch_errors_are_clear() -> None:
+    data = TextData(np.arange(100))
+    with pytest.raises(ValueError, match="'train' or 'val'"):
+        data.get_batch("test", 2, 4)
+    with pytest.raises(ValueError, match="val split has 10 tokens, too few for windows of block_size 10"):
+        data.get_batch("val", 2, 10)
+    with pytest.raises(ValueError, match="val_fraction"):
+        TextData(np.arange(100), val_fraction=1.0)
+
+
+# -- settings ----------------------------------------------------------------------------------------------
+def test_explicit_options_override_the_preset() -> None:
+    cpu = lm_training.resolve_settings("gpt", "cpu", {"n_layer": 2, "learning_rate": 3e-3, "n_head": None})
+    assert cpu["n_layer"] == 2 and cpu["n_head"] == 4 and cpu["n_embd"] == 128 and cpu["block_size"] == 64
+    assert cpu["learning_rate"] == 3e-3 and cpu["min_lr"] == pytest.approx(3e-4) and cpu["warmup_iters"] == 100
+    gpu = lm_training.resolve_settings("gpt", "gpu", {"max_iters": 50})
+    assert (gpu["n_layer"], gpu["n_embd"], gpu["block_size"], gpu["batch_size"], gpu["dropout"]) == (6, 384, 256, 64,
+                                                                                                      0.2)
+    assert gpu["max_iters"] == 50 and gpu["warmup_iters"] == 5  # a short run warms up for a tenth of it
+    assert lm_training.resolve_settings("gpt", None, {})["max_iters"] == 2000  # the cpu preset by default
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"n_embd": 100, "n_head": 3}, "--n-embd (100) must be divisible by --n-head (3)"),
+    ({"block_size": 0}, "--block-size must be positive"),
+    ({"batch_size": -1}, "--batch-size must be positive"),
+    ({"learning_rate": -1.0}, "--lr: the learning rate must be positive"),
+    ({"dropout": 1.0}, "--dropout must be in [0, 1)"),
+    ({"warmup_iters": 50, "max_iters": 50}, "--warmup-iters (50) must be at least 0 and less than --max-iters (50)"),
+])
+def test_bad_options_are_named(options: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        lm_training.resolve_settings("gpt", "cpu", options)
+    assert message in str(info.value)
+
+
+def test_cli_reports_bad_options_and_presets(tmp_path: Path) -> None:
+    assert_fails(invoke("train", "shakespeare", "--n-embd", "100", "--n-head", "3", "--out", tmp_path),
+                 "--n-embd (100) must be divisible by --n-head (3)")
+    assert_fails(invoke("train", "shakespeare", "--preset", "tpu", "--out", tmp_path), "unknown preset 'tpu'")
+    assert_fails(invoke("train", "shakespeare", "--data", tmp_path / "nope.txt", "--out", tmp_path), "no such file")
+    assert_fails(invoke("train", "char-lstm", "--resume", "--out", tmp_path), "no checkpoint to resume from")
+
+
+# -- training, resume, Ctrl-C and sampling through the CLI ------------------------------------------------
+TINY = ("--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8", "--batch-size", "8",
+        "--max-iters", "30", "--eval-interval", "10", "--eval-iters", "5", "--lr", "1e-2", "--dropout", "0.1",
+        "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("text") / "shakespeare_head.txt"
+    path.write_text(load_shakespeare()[:20_000], encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def gpt_run(tmp_path_factory: pytest.TempPathFactory, text_file: Path) -> tuple[Path, Result]:
+    out = tmp_path_factory.mktemp("lm") / "gpt"
+    return out, invoke("train", "shakespeare", *TINY, "--data", text_file, "--out", out)
+
+
+def final_weights(out: Path) -> dict:
+    return tl.load(out / lm_training.CHECKPOINT)["model"]
+
+
+def test_training_logs_checkpoints_and_prints_val_loss_and_a_sample(gpt_run: tuple[Path, Result]) -> None:
+    out, result = gpt_run
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in records] == [10, 20, 30]
+    assert records[-1]["val_loss"] < records[0]["val_loss"] < np.log(60)  # learning, from about log(vocab)
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert f"final val loss {records[-1]['val_loss']:.4f}" in result.output
+    sample = result.output.split("sample:\n", 1)[1]
+    assert len(sample) == 1 + 500 + 1  # the newline prompt, 500 characters, a newline
+    meta = tl.load_metadata(out / lm_training.BEST)
+    assert meta["kind"] == "char-lm" and meta["model"] == "gpt" and meta["tensorlite_version"] == tl.__version__
+    assert meta["model_config"]["n_embd"] == 16
+    assert meta["model_config"]["vocab_size"] == len(meta["tokenizer"]["chars"])
+    state = tl.load(out / lm_training.CHECKPOINT)
+    assert state["train_state"]["iteration"] == 30 and state["scheduler"]["last_epoch"] == 30
+    assert state["train_state"]["best_val_loss"] == min(r["val_loss"] for r in records)
+
+
+def test_resume_after_ctrl_c_ends_exactly_where_the_uninterrupted_run_does(
+        gpt_run: tuple[Path, Result], text_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+    step = tl.optim.AdamW.step
+
+    def step_then_ctrl_c(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 14:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during iteration 14
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(tl.optim.AdamW, "step", step_then_ctrl_c)
+    interrupted = invoke("train", "shakespeare", *TINY, "--data", text_file, "--out", tmp_path)
+    monkeypatch.undo()
+    assert interrupted.exit_code == 0, interrupted.output
+    assert "interrupted at iteration 14: checkpoint saved" in interrupted.output
+    assert "sample:" not in interrupted.output
+    assert tl.load(tmp_path / lm_training.CHECKPOINT)["train_state"]["iteration"] == 14
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 1
+
+    resumed = invoke("train", "shakespeare", *TINY, "--data", text_file, "--out", tmp_path, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    expected, got = final_weights(gpt_run[0]), final_weights(tmp_path)
+    for key in expected:
+        np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
+    log = lambda out: [json.loads(line)["val_loss"] for line in (out / "log.jsonl").read_text().splitlines()]  # noqa: E731
+    assert log(tmp_path) == log(gpt_run[0])
+
+
+def test_sample_streams_a_continuation_of_the_prompt(gpt_run: tuple[Path, Result]) -> None:
+    out, _ = gpt_run
+    result = invoke("sample", out, "--prompt", "ROMEO:", "--max-new-tokens", "40", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ROMEO:") and len(result.output) == len("ROMEO:") + 40 + 1
+    again = invoke("sample", out / lm_training.BEST, "--prompt", "ROMEO:", "--max-new-tokens", "40", "--seed", "3",
+                   "--no-cache")
+    assert again.output == result.output  # the same seed and weights: the cache changes the speed only
+    model, tokenizer, _ = lm_training.load_char_lm(out)
+    chars = lm_training.sample_chars(model, tokenizer, "ROMEO:", 5)
+    assert len(next(chars)) == 1 and len(list(chars)) == 4  # one character at a time
+
+
+def test_sample_errors_name_the_problem(gpt_run: tuple[Path, Result], tmp_path: Path) -> None:
+    out, _ = gpt_run
+    assert_fails(invoke("sample", out, "--prompt", "ROMEO@{"), "not in the vocabulary", "'@{'")
+    assert_fails(invoke("sample", out, "--temperature", "0"), "--temperature must be positive")
+    tl.save({"model": {"w": tl.zeros(1)}}, tmp_path / "mlp.safetensors", metadata={"kind": "mlp-task"})
+    assert_fails(invoke("sample", tmp_path / "mlp.safetensors"), "holds a 'mlp-task' checkpoint",
+                 "not a character language model")
+    assert_fails(invoke("sample", tmp_path / "missing.safetensors"), "no checkpoint at")
+
+
+def test_char_lstm_trains_and_samples(text_file: Path, tmp_path: Path) -> None:
+    result = invoke("train", "char-lstm", "--n-embd", "8", "--hidden-size", "16", "--num-layers", "1",
+                    "--block-size", "8", "--batch-size", "8", "--max-iters", "20", "--eval-interval", "10",
+                    "--eval-iters", "5", "--lr", "1e-2", "--data", text_file, "--out", tmp_path, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert tl.load_metadata(tmp_path / lm_training.CHECKPOINT)["model"] == "lstm"
+    sample = invoke("sample", tmp_path, "--prompt", "MENENIUS", "--max-new-tokens", "20")
+    assert sample.exit_code == 0 and sample.output.startswith("MENENIUS") and len(sample.output) == 8 + 20 + 1
+    assert_fails(invoke("train", "shakespeare", *TINY, "--data", text_file, "--out", tmp_path, "--resume"),
+                 "holds a lstm model, not a gpt")
