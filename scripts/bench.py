@@ -3,6 +3,7 @@
     python scripts/bench.py xor      # 10,000 full-batch SGD steps of the 2-3-1 sigmoid XOR net
     python scripts/bench.py iris     # 100 epochs of the 4-32-3 Iris classifier, batch 16, Adam
     python scripts/bench.py shakespeare  # the `cpu` preset's GPT: ms/iteration, peak memory, sampling speed
+    python scripts/bench.py mnist    # MNISTMLP's epoch and MNISTCNN's step (Adam, batch 64), peak memory
     python scripts/bench.py all
 
 Both frameworks start from the same weights; rounds alternate between them (this machine is
@@ -13,6 +14,8 @@ override for the run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scri
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import subprocess
 import sys
 import time
@@ -29,7 +32,9 @@ from tensorlite import nn, optim
 def report(title: str, times: dict[str, float], unit_count: int, unit: str) -> None:
     print(f"\n{title}")
     for name, seconds in times.items():
-        print(f"    {name:<11} {seconds * 1e3:9.1f} ms  ({seconds / unit_count * 1e6:8.1f} us/{unit})")
+        per_unit = seconds / unit_count
+        per = f"{per_unit * 1e3:8.2f} ms" if per_unit >= 1e-3 else f"{per_unit * 1e6:8.1f} us"
+        print(f"    {name:<11} {seconds * 1e3:9.1f} ms  ({per}/{unit})")
     print(f"    ratio tensorlite/torch = {times['tensorlite'] / times['torch']:.2f}")
 
 
@@ -240,10 +245,10 @@ def shakespeare_models(torch, config) -> tuple[nn.Module, Any]:
     return ours, theirs
 
 
-def gpt_trainer(model, batches, to_tensor, clip_grad_norm_) -> Callable[[int], float]:
-    """``train(steps)``: that many AdamW steps with gradient clipping (1.0) on the next batches; returns seconds."""
-    optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
-    inputs = [(to_tensor(x), to_tensor(y)) for x, y in batches]
+def trainer(loss_fn: Callable, optimizer, inputs: list, clip: Callable[[], Any] | None = None
+            ) -> Callable[[int], float]:
+    """``train(steps)``: that many optimizer steps on ``loss_fn(x, y)`` over the next ``(x, y)`` of ``inputs``
+    (cycling), calling ``clip()`` between backward and step when given; returns seconds."""
     done = 0
 
     def train(steps: int) -> float:
@@ -251,10 +256,11 @@ def gpt_trainer(model, batches, to_tensor, clip_grad_norm_) -> Callable[[int], f
         start = time.perf_counter()
         for _ in range(steps):
             x, y = inputs[done % len(inputs)]
-            _, loss = model(x, y)
+            loss = loss_fn(x, y)
             optimizer.zero_grad()
             loss.backward()
-            clip_grad_norm_(model.parameters(), 1.0)
+            if clip is not None:
+                clip()
             optimizer.step()
             done += 1
         return time.perf_counter() - start
@@ -262,21 +268,35 @@ def gpt_trainer(model, batches, to_tensor, clip_grad_norm_) -> Callable[[int], f
     return train
 
 
-def peak_memory_child(framework: str, steps: int) -> None:
-    """Run in a subprocess: train ``steps`` iterations with one framework only; print resident MB before and peak."""
-    config, _, batches = shakespeare_setup(10)
+def gpt_trainer(model, batches, to_tensor, clip_grad_norm_) -> Callable[[int], float]:
+    """``train(steps)``: that many AdamW steps with gradient clipping (1.0) on the next batches; returns seconds."""
+    return trainer(lambda x, y: model(x, y)[1], model.configure_optimizers(0.1, 1e-3, (0.9, 0.99)),
+                   [(to_tensor(x), to_tensor(y)) for x, y in batches], lambda: clip_grad_norm_(model.parameters(), 1.0))
+
+
+def peak_memory_child(framework: str, model_name: str, steps: int) -> None:
+    """Run in a subprocess: train ``steps`` iterations of one model with one framework only (the other is never
+    imported); print resident MB before training and at its peak during training."""
     if framework == "torch":
         import torch
 
         torch.set_num_threads(2)
-        model = torch_gpt(torch, config)
-        train = gpt_trainer(model, batches, torch.from_numpy, torch.nn.utils.clip_grad_norm_)
+        lib, to_tensor = torch, torch.from_numpy
     else:
+        lib, to_tensor = tl, tl.tensor
+    if model_name == "gpt":
         from tensorlite.models import GPT
 
-        model = GPT(config)
-        train = gpt_trainer(model, batches, tl.tensor, nn.utils.clip_grad_norm_)
+        config, _, batches = shakespeare_setup(10)
+        model = torch_gpt(torch, config) if framework == "torch" else GPT(config)
+        train = gpt_trainer(model, batches, to_tensor, lib.nn.utils.clip_grad_norm_)
+    else:
+        batches, _ = mnist_batches(10)
+        model = torch_mnist(torch, model_name) if framework == "torch" else tensorlite_mnist(model_name)
+        train = mnist_trainer(lib, model, batches, to_tensor)
+    gc.collect()
     before = memory_mb("VmRSS")
+    reset_peak_memory()  # forget the setup's transient peak (reading a data set, say)
     train(steps)
     print(f"{before:.1f} {memory_mb('VmHWM'):.1f}")
 
@@ -288,6 +308,26 @@ def memory_mb(field: str) -> float:
     """
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
+
+
+def reset_peak_memory() -> None:
+    """Reset this process's ``VmHWM`` to its current resident memory (Linux: ``/proc/self/clear_refs``)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def peak_memory(model_name: str, what: str, steps: int = 100) -> None:
+    """Print each framework's peak resident memory training ``model_name`` alone in a subprocess, and the ratios."""
+    print(f"\nPeak resident memory, {steps} training iterations of {what}, each framework alone in a subprocess")
+    mb = {}
+    for framework in ("tensorlite", "torch"):
+        out = subprocess.run([sys.executable, __file__, "--memory-child", framework, "--memory-model", model_name,
+                              "--memory-steps", str(steps)], capture_output=True, text=True, check=True).stdout
+        before, peak = mb[framework] = tuple(float(v) for v in out.split())
+        print(f"    {framework:<11} peak {peak:7.1f} MB  ({before:.1f} MB before training)")
+    (ours_before, ours_peak), (theirs_before, theirs_peak) = mb["tensorlite"], mb["torch"]
+    growth = (ours_peak - ours_before) / max(theirs_peak - theirs_before, 0.1)
+    print(f"    ratio tensorlite/torch = {ours_peak / theirs_peak:.2f} (peak), {growth:.2f} (growth during training)")
 
 
 def tensorlite_sampling(model, n: int, use_cache: bool) -> float:
@@ -319,11 +359,7 @@ def shakespeare(torch, rounds: int) -> None:
            f"block {config.block_size}, batch {batch_size}), AdamW + clipping: {steps} iterations, median of "
            f"{rounds}", times, steps, "iter")
 
-    print("\nPeak resident memory, 100 training iterations, each framework alone in a subprocess")
-    for framework in trainers:
-        out = subprocess.run([sys.executable, __file__, "--memory-child", framework], capture_output=True, text=True,
-                             check=True).stdout.split()
-        print(f"    {framework:<11} peak {float(out[1]):7.1f} MB  ({float(out[0]):.1f} MB before training)")
+    peak_memory("gpt", "the GPT")
 
     ours.eval()
     theirs.eval()
@@ -344,14 +380,94 @@ def sampling_speeds(torch, ours, theirs, n: int, rounds: int) -> None:
     print(f"    cache speedup = {times['tensorlite, no cache'] / times['tensorlite, cache']:.1f}x")
 
 
+# -- MNIST: MNISTMLP's epoch and MNISTCNN's step, Adam, batch 64 ----------------------------------------
+MNIST_BATCH, MNIST_EPOCH_STEPS = 64, 938  # 938 batches of 64 make one pass over the 60,000 training digits
+
+
+def mnist_batches(n: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """``n`` shuffled training batches (host arrays: float32 (64, 1, 28, 28), int64 (64,)) and where they came from:
+    MNIST in ``$TENSORLITE_DATA/mnist`` or /work/shared/data/mnist, else random data of the same shape."""
+    from tensorlite.data import MNIST, MNISTError
+
+    rng = np.random.default_rng(0)
+    try:
+        dataset = MNIST(None if os.environ.get("TENSORLITE_DATA") else "/work/shared/data/mnist")
+        images, labels = (t.numpy() for t in dataset.to_tensor_dataset().tensors)
+        source = f"MNIST's training digits from {dataset.root}"
+    except MNISTError:
+        images = rng.standard_normal((n * MNIST_BATCH, 1, 28, 28), dtype=np.float32)
+        labels = rng.integers(0, 10, n * MNIST_BATCH)
+        source = "random data of MNIST's shape (note: MNIST not found in $TENSORLITE_DATA/mnist or /work/shared/data)"
+    order = rng.permutation(len(labels))[:n * MNIST_BATCH].reshape(n, MNIST_BATCH)
+    return [(images[idx], labels[idx]) for idx in order], source
+
+
+def tensorlite_mnist(name: str) -> nn.Module:
+    from tensorlite.models import MNISTCNN, MNISTMLP
+
+    return MNISTMLP() if name == "mlp" else MNISTCNN()
+
+
+def torch_mnist(torch, name: str):
+    """The same layers as ``tensorlite_mnist(name)`` in a ``torch.nn.Sequential``, so the state-dict keys match."""
+    tnn = torch.nn
+    if name == "mlp":
+        return tnn.Sequential(tnn.Flatten(), tnn.Linear(784, 128), tnn.ReLU(), tnn.Linear(128, 64), tnn.ReLU(),
+                              tnn.Linear(64, 10))
+    return tnn.Sequential(tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+                          tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+                          tnn.Flatten(), tnn.Linear(64 * 5 * 5, 128), tnn.ReLU(), tnn.Linear(128, 10))
+
+
+def mnist_trainer(lib, model, batches, to_tensor) -> Callable[[int], float]:
+    """``train(steps)`` for ``lib`` (tensorlite or torch): Adam (lr 1e-3) on cross-entropy; returns seconds."""
+    loss_fn = lib.nn.CrossEntropyLoss()
+    return trainer(lambda x, y: loss_fn(model(x), y), lib.optim.Adam(model.parameters(), lr=1e-3),
+                   [(to_tensor(x), to_tensor(y)) for x, y in batches])
+
+
+def mnist_speed(torch, name: str, batches, steps: int, rounds: int) -> dict[str, float]:
+    """Median seconds for ``steps`` training steps of model ``name``, both frameworks from the same weights."""
+    tl.manual_seed(0)
+    ours, theirs = tensorlite_mnist(name), torch_mnist(torch, name)
+    copy_weights(ours, theirs)
+    trainers = {"tensorlite": mnist_trainer(tl, ours, batches, tl.tensor),
+                "torch": mnist_trainer(torch, theirs, batches, torch.from_numpy)}
+    for train in trainers.values():
+        train(10)  # warm up
+    return alternate({key: lambda train=train: train(steps) for key, train in trainers.items()}, rounds)
+
+
+def mnist(torch, rounds: int) -> None:
+    """MLP seconds per epoch and CNN milliseconds per step side by side, then each one's peak memory alone."""
+    batches, source = mnist_batches(100)
+    print(f"\nMNIST: {len(batches)} batches of {MNIST_BATCH} from {source}, taken in turn by both frameworks")
+    steps = 300
+    times = mnist_speed(torch, "mlp", batches, steps, rounds)
+    report(f"MNISTMLP 784-128-64-10 ReLU, cross-entropy, Adam, batch {MNIST_BATCH}: {steps} steps, median of "
+           f"{rounds}", times, steps, "step")
+    epoch = {key: seconds / steps * MNIST_EPOCH_STEPS for key, seconds in times.items()}
+    print(f"    one epoch = {MNIST_EPOCH_STEPS} steps (scaled from {steps}): tensorlite {epoch['tensorlite']:.2f} s, "
+          f"torch {epoch['torch']:.2f} s   (target: ratio <= 1.0)")
+    steps = 50
+    times = mnist_speed(torch, "cnn", batches, steps, rounds)
+    report(f"MNISTCNN conv32-pool-conv64-pool-1600-128-10, cross-entropy, Adam, batch {MNIST_BATCH}: {steps} steps "
+           f"after 10 warm-up, median of {rounds}", times, steps, "step")
+    print("    (target: ratio <= 1.5)")
+    peak_memory("mlp", "MNISTMLP")
+    peak_memory("cnn", "MNISTCNN")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=["xor", "iris", "shakespeare", "all"], nargs="?", default="all")
+    parser.add_argument("which", choices=["xor", "iris", "shakespeare", "mnist", "all"], nargs="?", default="all")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--memory-child", choices=["tensorlite", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--memory-model", choices=["gpt", "mlp", "cnn"], default="gpt", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-steps", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        return peak_memory_child(args.memory_child, 100)
+        return peak_memory_child(args.memory_child, args.memory_model, args.memory_steps)
     import torch
 
     torch.set_num_threads(2)
@@ -370,6 +486,8 @@ def main() -> None:
                times, epochs, "epoch")
     if args.which in ("shakespeare", "all"):
         shakespeare(torch, args.rounds)
+    if args.which in ("mnist", "all"):
+        mnist(torch, args.rounds)
 
 
 if __name__ == "__main__":
