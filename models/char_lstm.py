@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from tensorlite.models.gpt import GPT
+from tensorlite.models.language_model import LanguageModel
 
 import tensorlite as tl
 from tensorlite import nn
@@ -40,10 +40,9 @@ class CharLSTMConfig:
         return asdict(self)
 
 
-class CharLSTM(nn.Module):
+class CharLSTM(LanguageModel):
     """Token ids (B, T) -> Embedding -> LSTM (batch-first) -> Linear -> logits (B, T, vocab_size)."""
 
-    _sample = GPT._sample  # one token per row of logits (B, V) -> (B, 1), drawn on the device as for GPT
 
     def __init__(self, config: CharLSTMConfig) -> None:
         super().__init__()
@@ -72,48 +71,8 @@ class CharLSTM(nn.Module):
         x, state = self.lstm(self.embedding(idx), state)  # (B, T, hidden_size)
         return self.lm_head(self.drop(x)), state
 
-    def configure_optimizers(self, weight_decay: float, learning_rate: float,
-                             betas: tuple[float, float]) -> tl.optim.AdamW:
-        """AdamW that decays the matrices (weights, embedding) but not the biases, as for GPT."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ]
-        return tl.optim.AdamW(groups, lr=learning_rate, betas=betas)
-
-    # -- generation ----------------------------------------------------------------------------
-    def generate(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 use_cache: bool = True) -> Tensor:
-        """idx (B, T) followed by ``max_new_tokens`` sampled tokens: (B, T + max_new_tokens).
-
-        Call ``model.eval()`` first (dropout). See ``generate_tokens`` for the sampling options.
-        """
-        new = list(self._sample_tokens(idx, max_new_tokens, temperature, top_k, use_cache))
-        return tl.cat([idx, *new], dim=1) if new else idx
-
-    def generate_tokens(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                        use_cache: bool = True) -> Iterator[int]:
-        """Yield each new token id of the sequence that continues idx (1, T) as soon as it is sampled.
-
-        ``temperature`` divides the logits (< 1: more confident); ``top_k`` keeps only the k most
-        likely tokens. Samples come from the device's generator (``tl.manual_seed``). With
-        ``use_cache`` the LSTM state is carried over, so each token costs one step; without, the
-        whole sequence is read again for every token (same result, for checking).
-        """
-        if idx.ndim != 2 or idx.shape[0] != 1:
-            raise ValueError(f"CharLSTM.generate_tokens: expected one sequence idx of shape (1, T), got "
-                             f"{tuple(idx.shape)}; use generate for a batch")
-        for token in self._sample_tokens(idx, max_new_tokens, temperature, top_k, use_cache):
-            yield token.item()  # the one host read per step
-
-    def _sample_tokens(self, idx: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
-                       use_cache: bool) -> Iterator[Tensor]:
-        """Yield the next tokens (B, 1), one step at a time (gradients off only while computing)."""
-        if temperature <= 0:
-            raise ValueError(f"CharLSTM.generate: temperature must be positive, got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"CharLSTM.generate: top_k must be a positive integer or None, got {top_k}")
+    def _next_tokens(self, idx: Tensor, max_new_tokens: int, sample, use_cache: bool) -> Iterator[Tensor]:
+        """With the cache the LSTM state is carried over, so each token costs one step."""
         context, new, state = idx, idx, None  # ``new``: the tokens the state has not read yet
         for _ in range(max_new_tokens):
             with tl.no_grad():
@@ -121,6 +80,6 @@ class CharLSTM(nn.Module):
                     logits, state = self.logits_and_state(new, state)
                 else:
                     logits, _ = self.logits_and_state(context)
-                new = self._sample(logits[:, -1, :], temperature, top_k)  # (B, 1)
+                new = sample(logits[:, -1, :])  # (B, 1)
                 context = tl.cat([context, new], dim=1) if not use_cache else context
             yield new

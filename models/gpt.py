@@ -15,6 +15,8 @@ import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
+from tensorlite.models.language_model import LanguageModel
+
 import tensorlite as tl
 from tensorlite import nn
 from tensorlite.nn import functional as F
@@ -119,7 +121,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class GPT(nn.Module):
+class GPT(LanguageModel):
     """Next-token prediction over ``config.vocab_size`` tokens with a context of ``config.block_size``."""
 
     def __init__(self, config: GPTConfig) -> None:
@@ -189,49 +191,10 @@ class GPT(nn.Module):
             raise TypeError(f"GPT: expected token ids as an integer tensor (B, T), got {got}")
         return idx.shape
 
-    def configure_optimizers(self, weight_decay: float, learning_rate: float,
-                             betas: tuple[float, float]) -> tl.optim.AdamW:
-        """AdamW that decays the matrices (weights, embeddings) but not the biases and LayerNorm gains."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ]
-        return tl.optim.AdamW(groups, lr=learning_rate, betas=betas)
-
-    # -- generation ----------------------------------------------------------------------------
-    def generate(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 use_cache: bool = True) -> Tensor:
-        """idx (B, T) followed by ``max_new_tokens`` sampled tokens: (B, T + max_new_tokens).
-
-        Call ``model.eval()`` first (dropout). See ``generate_tokens`` for the sampling options.
-        """
-        new = list(self._sample_tokens(idx, max_new_tokens, temperature, top_k, use_cache))
-        return tl.cat([idx, *new], dim=1) if new else idx
-
-    def generate_tokens(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                        use_cache: bool = True) -> Iterator[int]:
-        """Yield each new token id of the sequence that continues idx (1, T) as soon as it is sampled.
-
-        ``temperature`` divides the logits (< 1: more confident); ``top_k`` keeps only the k most
-        likely tokens. Samples come from the device's generator (``tl.manual_seed``). With
-        ``use_cache`` each token costs one position; once the context is longer than block_size it
-        is cropped to the last block_size tokens (and the cache rebuilt), exactly as without cache.
-        """
-        if idx.ndim != 2 or idx.shape[0] != 1:
-            raise ValueError(f"GPT.generate_tokens: expected one sequence idx of shape (1, T), got {idx.shape}; "
-                             "use generate for a batch")
-        for token in self._sample_tokens(idx, max_new_tokens, temperature, top_k, use_cache):
-            yield token.item()  # the one host read per step
-
-    def _sample_tokens(self, idx: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
-                       use_cache: bool) -> Iterator[Tensor]:
-        """Yield the next tokens (B, 1), one step at a time (gradients off only while computing)."""
+    def _next_tokens(self, idx: Tensor, max_new_tokens: int, sample, use_cache: bool) -> Iterator[Tensor]:
+        """Once the context is longer than block_size it is cropped to the last block_size tokens and
+        the cache rebuilt (the position embeddings shift), exactly as without the cache."""
         self._check_idx(idx)
-        if temperature <= 0:
-            raise ValueError(f"GPT.generate: temperature must be positive, got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"GPT.generate: top_k must be a positive integer or None, got {top_k}")
         block_size = self.config.block_size
         context = idx[:, -block_size:]  # at most block_size tokens: what the model sees
         cached = 0  # how many positions of ``context`` the cache holds
@@ -244,21 +207,8 @@ class GPT(nn.Module):
                 else:  # only the newest token is new
                     logits = self.forward_step(context[:, -1:], cached)
                 cached = context.shape[1]
-                token = self._sample(logits[:, -1, :], temperature, top_k)  # (B, 1)
+                token = sample(logits[:, -1, :])  # (B, 1)
                 context = tl.cat([context, token], dim=1)
                 if context.shape[1] > block_size:  # crop; the cached positions shift, so rebuild the cache
                     context, cached = context[:, 1:], 0
             yield token
-
-    def _sample(self, logits: Tensor, temperature: float, top_k: int | None) -> Tensor:
-        """One token id per row of logits (B, V), drawn on the device: (B, 1) int64."""
-        backend, xp = logits.device.backend, logits.device.backend.xp
-        x = logits._data / temperature
-        V = x.shape[-1]
-        if top_k is not None and top_k < V:
-            kth = xp.partition(x, V - top_k, axis=-1)[:, V - top_k:V - top_k + 1]  # each row's k-th largest logit
-            x = xp.where(x < kth, -math.inf, x)
-        cdf = xp.cumsum(xp.exp(x - x.max(axis=-1, keepdims=True)), axis=-1)  # unnormalised (B, V)
-        u = backend.uniform((x.shape[0], 1), cdf.dtype) * cdf[:, -1:]  # uniform in [0, total)
-        ids = xp.minimum((cdf <= u).sum(axis=-1, keepdims=True), V - 1).astype(tl.int64)  # first cdf > u
-        return tl.as_tensor(ids, device=logits.device)
