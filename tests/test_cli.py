@@ -6,27 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_runner import assert_fails, invoke
+from typer.testing import Result
 
 import tensorlite as tl
-from tensorlite.cli import app
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-runner = CliRunner()
 
 
-def invoke(*args: str | Path) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_fails(result: Result, *fragments: str) -> None:
-    """A clean user error: non-zero exit, ``error: ...`` naming the problem, no traceback."""
-    assert result.exit_code != 0, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    assert "error:" in result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,10 @@ from urllib.error import URLError
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner, Result
+from cli_runner import invoke
 
 import tensorlite as tl
 from tensorlite import mnist_commands, models, optim
-from tensorlite.cli import app
 from tensorlite.data import mnist
 from tensorlite.data.mnist import IMAGE_MAGIC, LABEL_MAGIC, MNIST, NORMALIZE, MNISTError
 from tensorlite.data.transforms import Normalize
@@ -29,7 +28,6 @@ from tensorlite.training import CHECKPOINT
 from tensorlite.utils.data import DataLoader
 
 REAL_MNIST = Path("/work/shared/data/mnist")
-runner = CliRunner()
 
 
 # -- fake MNIST files ----------------------------------------------------------------------------------
@@ -349,9 +347,6 @@ def test_configs_validate(make: Any, message: str) -> None:
 
 
 # -- training, the CLI ---------------------------------------------------------------------------------
-def invoke(*args: str | Path) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
-
 
 @pytest.fixture
 def fake_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -11,28 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner, Result
+from cli_runner import assert_fails, invoke
+from typer.testing import Result
 
 import tensorlite as tl
 from tensorlite import lm_training
-from tensorlite.cli import app
 from tensorlite.data.text import SHAKESPEARE_TXT, CharTokenizer, TextData, load_shakespeare
 
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-runner = CliRunner()
 
 
-def invoke(*args: str | Path) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_fails(result: Result, *fragments: str) -> None:
-    """A clean user error: non-zero exit, ``error: ...`` naming the problem, no traceback."""
-    assert result.exit_code != 0, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output and "error:" in result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
 
 
 # -- tokenizer and data ------------------------------------------------------------------------------------
