@@ -458,3 +458,33 @@ def test_repr_matches_torch():
         assert repr(ours) == repr(theirs)
     assert repr(nn.Sequential(nn.Identity(), nn.ReLU(inplace=True), nn.Embedding(3, 2))) == repr(
         torch.nn.Sequential(torch.nn.Identity(), torch.nn.ReLU(inplace=True), torch.nn.Embedding(3, 2)))
+
+
+def test_registration_by_attribute_assignment_stays_in_sync():
+    """Parameters, buffers and submodules are plain attributes and registry entries at once: assigning,
+    replacing, setting to None and deleting keep both views (and so parameters()/state_dict()) in step."""
+    model = nn.Module()
+    model.layer = nn.Linear(2, 3)
+    model.register_buffer("steps", tl.zeros(1))
+    model.scale = nn.Parameter(tl.ones(3))
+    assert model.layer is model._modules["layer"] and model.scale is model._parameters["scale"]
+    assert list(model.state_dict()) == ["scale", "steps", "layer.weight", "layer.bias"]
+    model.layer = nn.Linear(2, 4)  # replacing re-registers
+    assert model.layer.out_features == 4 and model._modules["layer"] is model.layer
+    model.steps = tl.ones(1)
+    assert model.steps.item() == 1.0 and model._buffers["steps"] is model.steps
+    model.scale = None  # a parameter slot that is empty
+    assert model.scale is None and "scale" not in model.state_dict()
+    with pytest.raises(TypeError, match="cannot assign int to submodule 'layer'"):  # a name keeps its kind
+        model.layer = 5
+    with pytest.raises(TypeError, match="cannot assign int to buffer 'steps'"):
+        model.steps = 3
+    del model.steps
+    assert not hasattr(model, "steps") and "steps" not in model.state_dict()
+    register = nn.ModuleDict({"a": nn.ReLU(), "b": nn.Tanh()})
+    del register["a"]
+    assert not hasattr(register, "a") and list(register) == ["b"]
+    with pytest.raises(KeyError):
+        del register["a"]
+    with pytest.raises(AttributeError, match="'Module' object has no attribute 'missing'"):
+        _ = model.missing

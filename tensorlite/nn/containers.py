@@ -89,7 +89,9 @@ class ModuleDict(Module):
         self.add_module(key, module)
 
     def __delitem__(self, key: str) -> None:
-        del self._modules[key]
+        if key not in self._modules:
+            raise KeyError(key)
+        delattr(self, key)
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -37,22 +37,28 @@ class Module:
         object.__setattr__(self, "training", True)
 
     # -- registration ----------------------------------------------------------------------------
+    # Registered values live in their registry (what traversal reads) and, mirrored, in the instance
+    # __dict__, so that ``self.weight`` on a hot path is a plain attribute lookup, not a __getattr__ call.
+    def _register(self, registry: dict, name: str, value: Any) -> None:
+        registry[name] = value
+        self.__dict__[name] = value
+
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"cannot assign {name!r} before Module.__init__() is called")
         if isinstance(value, (Parameter, Module)):
             self._forget(name)
-            (self._parameters if isinstance(value, Parameter) else self._modules)[name] = value
+            self._register(self._parameters if isinstance(value, Parameter) else self._modules, name, value)
         elif name in self._buffers:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign {type(value).__name__} to buffer {name!r} (a tensor or None expected)")
-            self._buffers[name] = value
+            self._register(self._buffers, name, value)
         elif name in self._parameters or name in self._modules:
             if value is not None:
                 kind = "parameter" if name in self._parameters else "submodule"
                 raise TypeError(f"cannot assign {type(value).__name__} to {kind} {name!r} "
                                 f"(a {'Parameter' if kind == 'parameter' else 'Module'} or None expected)")
-            (self._parameters if name in self._parameters else self._modules)[name] = None
+            self._register(self._parameters if name in self._parameters else self._modules, name, None)
         else:
             object.__setattr__(self, name, value)
 
@@ -60,30 +66,28 @@ class Module:
         for registry in (self._parameters, self._buffers, self._modules, self.__dict__):
             registry.pop(name, None)
 
-    def __getattr__(self, name: str) -> Any:
-        for registry in ("_parameters", "_buffers", "_modules"):
-            found = self.__dict__.get(registry, {})
-            if name in found:
-                return found[name]
+    def __getattr__(self, name: str) -> Any:  # only reached for names that are not set at all
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
         for registry in (self._parameters, self._buffers, self._modules):
             if name in registry:
                 del registry[name]
+                del self.__dict__[name]
                 return
         object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is None:
-            self._parameters[name] = None
+            self._forget(name)
+            self._register(self._parameters, name, None)
         else:
             setattr(self, name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor that is state but not learnable (BatchNorm's running mean); saved if ``persistent``."""
         self._forget(name)
-        self._buffers[name] = tensor
+        self._register(self._buffers, name, tensor)
         if persistent:
             self._non_persistent.discard(name)
         else:
@@ -91,7 +95,8 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         if module is None:
-            self._modules[name] = None
+            self._forget(name)
+            self._register(self._modules, name, None)
         else:
             setattr(self, name, module)
 
