@@ -62,34 +62,27 @@ class CausalSelfAttention(nn.Module):
         """x (B, T, C) -> (B, T, C). With ``cache_pos``, x holds positions cache_pos.. and the
         keys/values of earlier positions come from the cache (inference only; 0 starts a new cache)."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        qkv = self.c_attn(x)  # (B, T, 3C): queries, keys and values of every head
+        if cache_pos is not None:
+            y = F.kv_cache_attention(qkv, self._cache_for(B, x, cache_pos), cache_pos, self.n_head)  # (B, T, C)
+            return self.resid_dropout(self.c_proj(y))
+        q, k, v = qkv.split(self.n_embd, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         dropout_p = self.dropout if self.training else 0.0
-        if cache_pos is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-        else:
-            k, v = self._extend_cache(k, v, cache_pos)  # (B, nh, cache_pos + T, hs)
-            # A single new query may see every cached key; several see the keys up to their own position.
-            mask = None if T == 1 else tl.ones(T, cache_pos + T, dtype=tl.bool, device=x.device).tril(cache_pos)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): the heads side by side
         return self.resid_dropout(self.c_proj(y))
 
-    def _extend_cache(self, k: Tensor, v: Tensor, pos: int) -> tuple[Tensor, Tensor]:
-        """Write k, v (B, nh, T, hs) at positions pos..pos+T-1; return all cached keys and values so far."""
-        B, nh, T, hs = k.shape
-        if pos + T > self.block_size:
-            raise ValueError(f"GPT: the key/value cache holds block_size={self.block_size} positions, got positions "
-                             f"{pos}..{pos + T - 1}")
+    def _cache_for(self, B: int, x: Tensor, pos: int) -> Tensor:
+        """The key/value cache (2, B, nh, block_size, hs): a new one at position 0, else the current one."""
         if pos == 0:
-            self.cache = tl.zeros(2, B, nh, self.block_size, hs, dtype=k.dtype, device=k.device)
+            self.cache = tl.zeros(2, B, self.n_head, self.block_size, self.n_embd // self.n_head, dtype=x.dtype,
+                                  device=x.device)
         elif self.cache is None or self.cache.shape[1] != B:
             raise ValueError("GPT: start the key/value cache at position 0 (with this batch size) before extending it")
-        self.cache[0, :, :, pos:pos + T] = k.detach()
-        self.cache[1, :, :, pos:pos + T] = v.detach()
-        return self.cache[0, :, :, :pos + T], self.cache[1, :, :, :pos + T]
+        return self.cache
 
 
 class MLP(nn.Module):
@@ -192,8 +185,11 @@ class GPT(LanguageModel):
         return idx.shape
 
     def _next_tokens(self, idx: Tensor, max_new_tokens: int, sample, use_cache: bool) -> Iterator[Tensor]:
-        """Once the context is longer than block_size it is cropped to the last block_size tokens and
-        the cache rebuilt (the position embeddings shift), exactly as without the cache."""
+        """Without the cache, each token reads the last block_size tokens again (as nanoGPT). With it,
+        each token costs one position until the cache holds block_size; then the cache is rebuilt
+        from the last ``block_size // 2`` tokens (their positions shift) in one pass. So the model sees
+        between half a block and a whole block of context, and the rebuilds cost one pass every
+        block_size / 2 tokens (rebuilding for every token would cost as much as no cache at all)."""
         self._check_idx(idx)
         block_size = self.config.block_size
         context = idx[:, -block_size:]  # at most block_size tokens: what the model sees
@@ -209,6 +205,7 @@ class GPT(LanguageModel):
                 cached = context.shape[1]
                 token = sample(logits[:, -1, :])  # (B, 1)
                 context = tl.cat([context, token], dim=1)
-                if context.shape[1] > block_size:  # crop; the cached positions shift, so rebuild the cache
-                    context, cached = context[:, 1:], 0
+                if context.shape[1] > block_size:  # crop; the positions shift, so a cache must be rebuilt
+                    keep = max(block_size // 2, 1) if use_cache else block_size
+                    context, cached = context[:, -keep:], 0
             yield token

@@ -4,7 +4,8 @@
 The op gets float64 gradchecks and float32 PyTorch parity (masks, causal, L != S, scale); the layer
 and the model load PyTorch's weights through ``load_state_dict`` and must then compute PyTorch's
 outputs, losses and every parameter gradient. Generation with the key/value cache must sample
-exactly the tokens that generation without it samples.
+exactly the tokens that generation without it samples while the context fits in block_size, and
+past it follow the context window that each mode documents.
 """
 
 from __future__ import annotations
@@ -109,6 +110,31 @@ def test_sdpa_output_of_transposed_heads_merges_without_copy():
     y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     merged = y.transpose(1, 2).reshape(B, T, nh * hs)
     assert np.shares_memory(merged.numpy(), y.numpy())
+
+
+def test_kv_cache_attention_equals_causal_attention_over_the_whole_sequence(device):
+    """Prefill 3 positions, add 1, then 2 at once: each output equals causal SDPA's for those positions,
+    and the cache holds every key and value written so far (positions past them stay untouched)."""
+    B, T, nh, hs = 2, 6, 3, 4
+    qkv = tl.randn(B, T, 3 * nh * hs, device=device)
+    q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in qkv.split(nh * hs, dim=2))
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, nh * hs)
+    cache = tl.zeros(2, B, nh, 8, hs, device=device)
+    steps = [F.kv_cache_attention(qkv[:, a:b], cache, a, nh) for a, b in ((0, 3), (3, 4), (4, 6))]
+    np.testing.assert_allclose(host(tl.cat(steps, dim=1)), host(expected), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(host(cache)[:, :, :, :T], np.stack([host(k), host(v)]))
+    assert not host(cache)[:, :, :, T:].any()
+    assert not steps[0].requires_grad
+
+
+def test_kv_cache_attention_errors_name_the_op_and_the_expected_shapes(device):
+    cache = tl.zeros(2, 1, 2, 4, 3, device=device)
+    with pytest.raises(ValueError, match=r"kv_cache_attention: expected qkv \(B, T, 3 \* C\)"):
+        F.kv_cache_attention(tl.zeros(1, 2, 17, device=device), cache, 0, 2)
+    with pytest.raises(ValueError, match=r"kv_cache_attention: expected a float32 cache \(2, 1, 2, max_len, 3\)"):
+        F.kv_cache_attention(tl.zeros(1, 2, 18, device=device), tl.zeros(2, 1, 2, 4, 2, device=device), 0, 2)
+    with pytest.raises(ValueError, match="positions 3..4 do not fit in a cache of 4 positions"):
+        F.kv_cache_attention(tl.zeros(1, 2, 18, device=device), cache, 3, 2)
 
 
 def test_sdpa_dropout_statistics_and_seed(device):
@@ -464,32 +490,36 @@ def test_forward_step_with_cache_matches_the_full_forward(device):
 
 @pytest.mark.parametrize("top_k", [None, 3])
 def test_generate_with_cache_samples_what_generate_without_cache_samples(device, top_k):
-    """The same seed gives the same tokens; 12 new tokens after 3 run past block_size=8 (crop + rebuild)."""
+    """The same seed gives the same tokens while the context fits in block_size=8 (3 + 6 tokens)."""
     model = models.GPT(models.GPTConfig(**SMALL)).to(device).eval()
     idx = tl.tensor([[1, 2, 3]], device=device)
     runs = []
     for use_cache in (True, False):
         tl.manual_seed(7)
-        runs.append(model.generate(idx, 12, temperature=0.8, top_k=top_k, use_cache=use_cache))
-    assert runs[0].shape == (1, 15) and runs[0].dtype == tl.int64
+        runs.append(model.generate(idx, 6, temperature=0.8, top_k=top_k, use_cache=use_cache))
+    assert runs[0].shape == (1, 9) and runs[0].dtype == tl.int64
     np.testing.assert_array_equal(host(runs[0]), host(runs[1]))
     np.testing.assert_array_equal(host(runs[0])[0, :3], [1, 2, 3])
     tl.manual_seed(7)
-    streamed = list(model.generate_tokens(idx, 12, temperature=0.8, top_k=top_k))
+    streamed = list(model.generate_tokens(idx, 6, temperature=0.8, top_k=top_k))
     assert streamed == host(runs[0])[0, 3:].tolist() and all(isinstance(t, int) for t in streamed)
 
 
-def test_greedy_generation_follows_the_argmax(device):
-    """top_k=1 is greedy: every new token is the argmax of the (cropped) context's last logits."""
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_greedy_generation_follows_the_argmax_of_its_context(device, use_cache):
+    """top_k=1 is greedy: every new token is the argmax of the last logits of the context the model
+    sees. Without the cache that is the last block_size=8 tokens; with it the context grows to 8 and
+    then restarts from the last 4 tokens (a cache rebuild)."""
     model = models.GPT(models.GPTConfig(**SMALL)).to(device).eval()
-    out = model.generate(tl.tensor([[4, 5]], device=device), 10, top_k=1)
-    np.testing.assert_array_equal(host(out), host(model.generate(tl.tensor([[4, 5]], device=device), 10, top_k=1,
-                                                                  use_cache=False)))
-    tokens = host(out)[0]
+    tokens = host(model.generate(tl.tensor([[4, 5]], device=device), 20, top_k=1, use_cache=use_cache))[0]
+    start, starts = 0, []
     for t in range(2, len(tokens)):
-        context = tl.tensor(tokens[max(0, t - 8):t][None], device=device)
-        logits, _ = model(context)
-        assert tokens[t] == int(np.argmax(host(logits)[0, -1]))
+        if t - start > 8:
+            start = t - (4 if use_cache else 8)
+        starts.append(start)
+        logits, _ = model(tl.tensor(tokens[start:t][None], device=device))
+        assert tokens[t] == int(np.argmax(host(logits)[0, -1])), f"token {t} from context {start}..{t - 1}"
+    assert len(set(starts)) > (3 if use_cache else 10)  # the windows moved several times
 
 
 def test_generate_batch_and_sampling_distribution(device):

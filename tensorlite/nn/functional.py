@@ -11,7 +11,7 @@ from tensorlite.ops import (
     softplus,
     tanh,
 )
-from tensorlite.ops.attention import scaled_dot_product_attention
+from tensorlite.ops.attention import kv_cache_attention, scaled_dot_product_attention
 from tensorlite.ops.conv import conv1d, conv2d
 from tensorlite.ops.dropout import dropout, dropout2d
 from tensorlite.ops.embedding import embedding
@@ -28,7 +28,8 @@ from tensorlite.ops.normalization import batch_norm, layer_norm
 from tensorlite.ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __all__ = ["gelu", "leaky_relu", "log_softmax", "one_hot", "relu", "sigmoid", "softmax", "softplus", "tanh"]
-__all__ += ["batch_norm", "dropout", "embedding", "layer_norm", "linear", "scaled_dot_product_attention"]
+__all__ += ["batch_norm", "dropout", "embedding", "kv_cache_attention", "layer_norm", "linear",
+            "scaled_dot_product_attention"]
 __all__ += ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "l1_loss", "mse_loss",
             "nll_loss"]
 __all__ += ["adaptive_avg_pool2d", "avg_pool2d", "conv1d", "conv2d", "dropout2d", "max_pool2d"]

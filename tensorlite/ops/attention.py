@@ -23,11 +23,29 @@ from tensorlite.tensor import Tensor
 
 
 @functools.lru_cache(maxsize=64)  # a training run uses one (L, S); generation without a cache a few hundred
-def causal_mask(device: Any, L: int, S: int, dtype: Any) -> Any:
-    """The additive causal mask (L, S) on ``device``: 0 where key j <= query i, else -inf (built once)."""
+def causal_mask(device: Any, L: int, S: int, dtype: Any, offset: int = 0) -> Any:
+    """The additive causal mask (L, S) on ``device``: 0 where key j <= query i + offset, else -inf (built once).
+
+    ``offset=0`` is PyTorch's ``is_causal`` (top-left aligned); queries that follow ``offset`` cached
+    positions see those too.
+    """
     xp = device.backend.xp
-    visible = xp.tri(L, S, dtype=bool)  # top-left aligned lower triangle, as PyTorch's is_causal
+    visible = xp.tri(L, S, k=offset, dtype=bool)
     return xp.where(visible, 0.0, -math.inf).astype(dtype)
+
+
+def _softmax_(xp: Any, scores: Any) -> Any:
+    """Softmax over the last axis of ``scores``, in place and numerically stable.
+
+    A fully masked row has max -inf: it is shifted by a finite number instead, so that its
+    exponentials are 0 (not NaN), and divided by max(sum, 1) (a visible row sums to >= 1).
+    """
+    row_max = scores.max(axis=-1, keepdims=True)
+    xp.maximum(row_max, xp.finfo(scores.dtype).min, out=row_max)
+    scores -= row_max
+    weights = xp.exp(scores, out=scores)
+    weights /= xp.maximum(weights.sum(axis=-1, keepdims=True), 1.0)
+    return weights
 
 
 def _matmul_like(xp: Any, a: Any, b: Any, like: Any) -> Any:
@@ -56,13 +74,7 @@ class ScaledDotProductAttention(Function):
         scores *= scale
         if mask is not None:
             scores += mask  # checked to broadcast to the scores' shape
-        # Stable softmax over keys; a fully masked row has max -inf: shift it by a finite number instead,
-        # so that its exponentials are 0 (not NaN), and divide by max(sum, 1) (a visible row sums to >= 1).
-        row_max = scores.max(axis=-1, keepdims=True)
-        xp.maximum(row_max, xp.finfo(scores.dtype).min, out=row_max)
-        scores -= row_max
-        weights = xp.exp(scores, out=scores)
-        weights /= xp.maximum(weights.sum(axis=-1, keepdims=True), 1.0)
+        weights = _softmax_(xp, scores)
         self.weights = weights  # P before dropout
         self.keep = None
         if dropout_p > 0:
@@ -155,3 +167,47 @@ def _additive_mask(op: str, attn_mask: Tensor, query: Tensor, scores_shape: tupl
     if attn_mask.dtype != query.dtype:
         raise TypeError(f"{op}: attn_mask must be bool or {query.dtype} like the query, got {attn_mask.dtype}")
     return attn_mask
+
+
+class KVCacheAttention(Function):
+    """Causal attention of T new positions over a key/value cache that it extends in place (inference)."""
+
+    differentiable = False
+
+    def forward(self, qkv, cache, pos, n_head, mask):
+        xp = self.xp
+        B, T, C3 = qkv.shape
+        C = C3 // 3
+        qkv = qkv.reshape(B, T, 3, n_head, C // n_head).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        cache[:, :, :, pos:pos + T] = qkv[1:]
+        q, k, v = qkv[0], cache[0, :, :, :pos + T], cache[1, :, :, :pos + T]  # (B, nh, T or pos + T, hs)
+        scores = q @ xp.swapaxes(k, -1, -2)  # (B, nh, T, pos + T)
+        scores *= 1.0 / math.sqrt(C // n_head)
+        if mask is not None:
+            scores += mask
+        y = _softmax_(xp, scores) @ v  # (B, nh, T, hs)
+        return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # the heads side by side
+
+
+def kv_cache_attention(qkv: Tensor, cache: Tensor, pos: int, n_head: int) -> Tensor:
+    """Causal self-attention for generation: each new token costs one position, not the whole context.
+
+    qkv (B, T, 3 * C) holds the queries, keys and values of positions pos..pos+T-1 (heads side by
+    side, as one projection makes them); their keys and values are written into ``cache``
+    (2, B, n_head, max_len, C / n_head) at those positions, and each new position attends over the
+    cached positions before it and the new ones up to itself. Returns (B, T, C). Not differentiable
+    (a tensorlite extension, not in PyTorch).
+    """
+    op = "kv_cache_attention"
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
+        raise ValueError(f"{op}: expected qkv (B, T, 3 * C) with C divisible by n_head={n_head}, got {qkv.shape}")
+    B, T, C3 = qkv.shape
+    expected = (2, B, n_head, C3 // (3 * n_head))
+    if cache.ndim != 5 or (*cache.shape[:3], cache.shape[4]) != expected or cache.dtype != qkv.dtype:
+        raise ValueError(f"{op}: expected a {qkv.dtype} cache (2, {B}, {n_head}, max_len, {expected[3]}), got "
+                         f"{cache.dtype} {cache.shape}")
+    if not 0 <= pos <= cache.shape[3] - T:
+        raise ValueError(f"{op}: positions {pos}..{pos + T - 1} do not fit in a cache of {cache.shape[3]} positions")
+    # New position i sees the cache and the new positions up to i; a single one sees everything.
+    mask = causal_mask(qkv.device, T, pos + T, qkv.dtype, pos) if T > 1 else None
+    return KVCacheAttention.apply(qkv, cache, pos, n_head, mask)
