@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
@@ -15,3 +17,14 @@ def test_bench_ops_prints_the_ratio():
     assert out.returncode == 0, out.stderr
     assert re.search(r"ratio tensorlite/numpy = \d+\.\d+", out.stdout), out.stdout
     assert "torch" not in out.stdout  # --no-torch
+
+
+def test_val_loss_trains_both_frameworks_and_prints_their_losses(tmp_path):
+    pytest.importorskip("torch")
+    out = subprocess.run([sys.executable, str(SCRIPTS / "val_loss.py"), "--seeds", "3", "--max-iters", "10",
+                          "--eval-iters", "2"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for name in ("tensorlite", "torch"):
+        losses = re.search(rf"seed +3 +{name} +train (\d+\.\d+) +val (\d+\.\d+)", out.stdout)
+        assert losses and all(2.5 < float(x) < 4.5 for x in losses.groups()), out.stdout  # near ln(65) = 4.17
+    assert (tmp_path / "runs" / "val-loss" / "seed3" / "best.safetensors").exists()
