@@ -58,7 +58,8 @@ class LanguageModel(nn.Module):
         ``temperature`` divides the logits (< 1: more confident); ``top_k`` keeps only the k most
         likely tokens. Samples come from the device's generator (``tl.manual_seed``). With
         ``use_cache`` each token costs one step (a key/value cache, a carried hidden state); without
-        it the whole context is read again for every token (same tokens, for checking).
+        it the whole context is read again for every token (for checking: the same tokens, except
+        where a model's ``_next_tokens`` says otherwise, as GPT's past its block_size).
         """
         name = type(self).__name__
         if idx.ndim != 2 or idx.shape[0] != 1:
