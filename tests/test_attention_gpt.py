@@ -402,6 +402,42 @@ def test_gpt_forward_loss_and_every_gradient_match_nanogpt(device, bias):
                                atol=1e-5)
 
 
+def test_gpt_training_step_from_a_pytorch_checkpoint_matches_pytorch(device, tmp_path):
+    """PyTorch's initial weights saved as a safetensors checkpoint and loaded into tensorlite; then one
+    whole training step (loss, backward, clipping to 1.0, AdamW with nanoGPT's groups) on the same batch
+    in each gives the same loss, gradients and updated weights."""
+    import safetensors.numpy
+
+    reference = torch_nanogpt()
+    config = models.GPTConfig(**SMALL, bias=False)
+    theirs = reference.GPT(SimpleNamespace(**config.to_dict()))
+    jitter_(theirs)
+    path = tmp_path / "torch_init.safetensors"
+    safetensors.numpy.save_file({k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()}, path)
+    ours = models.GPT(config).to(device)
+    ours.load_state_dict(tl.load(path, device))
+    x, y = rng.integers(0, 11, size=(4, 8)), rng.integers(0, 11, size=(4, 8))
+    optimizers = (ours.configure_optimizers(0.1, 1e-3, (0.9, 0.99)),
+                  torch.optim.AdamW([{"params": [p for p in theirs.parameters() if p.dim() >= 2], "weight_decay": 0.1},
+                                     {"params": [p for p in theirs.parameters() if p.dim() < 2],
+                                      "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99)))
+    _, loss = ours(tl.tensor(x, device=device), tl.tensor(y, device=device))
+    _, tloss = theirs(torch.from_numpy(x), torch.from_numpy(y))
+    np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-5)
+    loss.backward()
+    tloss.backward()
+    norm = nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
+    tnorm = torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
+    np.testing.assert_allclose(float(norm), float(tnorm), rtol=1e-5)
+    theirs_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(host(p.grad), host(theirs_params[name].grad), rtol=1e-4, atol=1e-6, err_msg=name)
+    for optimizer in optimizers:
+        optimizer.step()
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(host(p), host(theirs_params[name]), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_gpt_weight_tying_and_state_dict(device):
     model = models.GPT(models.GPTConfig(**SMALL)).to(device)
     assert model.lm_head.weight is model.transformer.wte.weight
