@@ -8,6 +8,8 @@ does, and PyTorch runs nanoGPT's ``train.py`` loop on the same recipe with PyTor
 for the initial weights and batches (``torch.manual_seed(seed)``; nanoGPT's init and ``get_lr``).
 Both estimate the final loss over 200 batches per split. So this measures what the recipe reaches,
 framework by framework, not only whether the two compute alike (the tests check that step by step).
+Last, the spread of a val-loss estimate over 20 batches (nanoGPT's CPU setting) and over 200, from
+2,000 batches drawn for the first seed's tensorlite model.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ import time
 import numpy as np
 from bench import torch_gpt
 
+import tensorlite as tl
 from tensorlite.data import CharTokenizer, TextData, load_shakespeare
-from tensorlite.lm_training import GPT_PRESETS, LMTrainConfig, train_char_lm
+from tensorlite.lm_training import GPT_PRESETS, LMTrainConfig, load_char_lm, train_char_lm
+
+RUNS = "runs/val-loss"
 
 
 def tensorlite_run(seed: int, max_iters: int, eval_iters: int) -> dict[str, float]:
-    trainer, _ = train_char_lm("gpt", preset="cpu", out=f"runs/val-loss/seed{seed}", progress=False, seed=seed,
+    trainer, _ = train_char_lm("gpt", preset="cpu", out=f"{RUNS}/seed{seed}", progress=False, seed=seed,
                                max_iters=max_iters, eval_interval=max_iters, eval_iters=eval_iters)
     return trainer.history[-1]
 
@@ -74,11 +79,26 @@ def torch_run(torch, seed: int, max_iters: int, eval_iters: int) -> dict[str, fl
                 for split in ("train", "val")}
 
 
+def estimate_spread(seed: int, n_batches: int = 2000) -> None:
+    """The standard deviation of the mean val loss over 20 and over 200 random batches, for one trained model."""
+    model, tokenizer, _ = load_char_lm(f"{RUNS}/seed{seed}")
+    data = TextData(tokenizer.encode(load_shakespeare()))
+    rng = np.random.default_rng(seed)
+    with tl.no_grad():
+        losses = np.array([model(*data.get_batch("val", GPT_PRESETS["cpu"]["batch_size"], model.config.block_size,
+                                                 "cpu", rng))[1].item() for _ in range(n_batches)])
+    spread = {k: losses[:n_batches // k * k].reshape(-1, k).mean(axis=1) for k in (20, 200)}
+    print(f"    seed {seed} tensorlite model, {n_batches} val batches: mean {losses.mean():.4f}; an estimate over 20 "
+          f"batches has std {spread[20].std():.4f} (range {spread[20].min():.4f}..{spread[20].max():.4f}), over 200 "
+          f"std {spread[200].std():.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 0, 1])
     parser.add_argument("--max-iters", type=int, default=GPT_PRESETS["cpu"]["max_iters"])
     parser.add_argument("--eval-iters", type=int, default=LMTrainConfig.eval_iters)
+    parser.add_argument("--spread-batches", type=int, default=2000, help="val batches for the estimates' spread")
     args = parser.parse_args()
     import torch
 
@@ -96,6 +116,7 @@ def main() -> None:
     for name, values in finals.items():
         print(f"    {name:<10} val loss mean {np.mean(values):.4f} over {len(values)} seed(s), "
               f"min {min(values):.4f}, max {max(values):.4f}")
+    estimate_spread(args.seeds[0], args.spread_batches)
 
 
 if __name__ == "__main__":
