@@ -64,7 +64,7 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         qkv = self.c_attn(x)  # (B, T, 3C): queries, keys and values of every head
         if cache_pos is not None:
-            y = F.kv_cache_attention(qkv, self._cache_for(B, x, cache_pos), cache_pos, self.n_head)  # (B, T, C)
+            y = F.kv_cache_attention(qkv, self._cache_for(x, cache_pos), cache_pos, self.n_head)  # (B, T, C)
             return self.resid_dropout(self.c_proj(y))
         q, k, v = qkv.split(self.n_embd, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
@@ -75,8 +75,10 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): the heads side by side
         return self.resid_dropout(self.c_proj(y))
 
-    def _cache_for(self, B: int, x: Tensor, pos: int) -> Tensor:
-        """The key/value cache (2, B, nh, block_size, hs): a new one at position 0, else the current one."""
+    def _cache_for(self, x: Tensor, pos: int) -> Tensor:
+        """The key/value cache (2, B, nh, block_size, hs) for x (B, T, C): a new one at position 0, else the
+        current one."""
+        B = x.shape[0]
         if pos == 0:
             self.cache = tl.zeros(2, B, self.n_head, self.block_size, self.n_embd // self.n_head, dtype=x.dtype,
                                   device=x.device)

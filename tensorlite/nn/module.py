@@ -78,11 +78,7 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
-        if param is None:
-            self._forget(name)
-            self._register(self._parameters, name, None)
-        else:
-            setattr(self, name, param)
+        self._assign_or_empty(self._parameters, name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor that is state but not learnable (BatchNorm's running mean); saved if ``persistent``."""
@@ -94,11 +90,15 @@ class Module:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
-        if module is None:
+        self._assign_or_empty(self._modules, name, module)
+
+    def _assign_or_empty(self, registry: dict, name: str, value: Any) -> None:
+        """Register ``value`` as attribute assignment does, or for None an empty slot in ``registry``."""
+        if value is None:
             self._forget(name)
-            self._register(self._modules, name, None)
+            self._register(registry, name, None)
         else:
-            setattr(self, name, module)
+            setattr(self, name, value)
 
     register_module = add_module
 
