@@ -15,16 +15,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from oracle import check_grad, check_parity, torch_or_skip
+from oracle import TF, check_grad, check_parity, torch
 
 import tensorlite as tl
 from tensorlite import models, nn
 from tensorlite.ops.attention import causal_mask
-
-try:
-    import torch
-except ImportError:  # tests that need PyTorch call torch_or_skip() first
-    torch = None
 
 F = tl.nn.functional
 rng = np.random.default_rng(0)
@@ -51,32 +46,32 @@ SDPA_CASES = {  # name: (q shape, k shape, v shape, keyword arguments)
 
 
 @pytest.mark.parametrize("case", SDPA_CASES)
-def test_sdpa_gradcheck_and_parity(device, case):
+def test_sdpa_gradcheck_and_parity(check, device, case):
     q_shape, k_shape, v_shape, kwargs = SDPA_CASES[case]
     arrays = [randn(*q_shape), randn(*k_shape), randn(*v_shape)]
-    check_grad(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kwargs), arrays, device)
-    check_parity(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kwargs),
+    check.grad(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kwargs), arrays, device)
+    check.parity(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kwargs),
                  torch and (lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, **kwargs)),
                  arrays, device)
 
 
-def test_sdpa_bool_mask_gradcheck_and_parity(device):
+def test_sdpa_bool_mask_gradcheck_and_parity(check, device):
     arrays = [randn(2, 3, 4), randn(2, 5, 4), randn(2, 5, 3)]
     allowed = rng.random((3, 5)) < 0.6
     allowed[:, 0] = True  # every query sees at least one key
     ours = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, tl.tensor(allowed, device=device))  # noqa: E731
-    check_grad(ours, arrays, device)
-    check_parity(ours, torch and (lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(
+    check.grad(ours, arrays, device)
+    check.parity(ours, torch and (lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(
         q, k, v, torch.from_numpy(allowed))), arrays, device)
 
 
-def test_sdpa_float_mask_gets_a_gradient(device):
+def test_sdpa_float_mask_gets_a_gradient(check, device):
     arrays = [randn(2, 3, 4), randn(2, 5, 4), randn(2, 5, 3), randn(3, 5)]  # the mask broadcasts over the batch
-    check_grad(F.scaled_dot_product_attention, arrays, device)
-    check_parity(F.scaled_dot_product_attention, torch and torch.nn.functional.scaled_dot_product_attention,
-                 arrays, device)
+    check.grad(F.scaled_dot_product_attention, arrays, device)
+    check.parity(F.scaled_dot_product_attention, lambda *a: TF.scaled_dot_product_attention(*a), arrays, device)
 
 
+@pytest.mark.parity
 def test_sdpa_fully_masked_row_gives_zeros_not_nan(device):
     """As PyTorch: a query that may attend to nothing gets a zero output and zero gradients."""
     arrays = [randn(3, 4), randn(5, 4), randn(5, 2)]
@@ -181,7 +176,6 @@ def test_sdpa_errors_name_the_problem(device):
 # -- nn.MultiheadAttention --------------------------------------------------------------------------
 def mha_pair(device, embed_dim=8, num_heads=2, **kwargs):
     """A tensorlite and a PyTorch MultiheadAttention with the same (PyTorch's) weights."""
-    torch_or_skip()
     torch.manual_seed(0)
     theirs = torch.nn.MultiheadAttention(embed_dim, num_heads, **kwargs)
     with torch.no_grad():  # non-zero biases, so that they are tested too
@@ -218,6 +212,7 @@ def compare_mha(ours, theirs, device, arrays, masks=(None, None), call=None, rto
         np.testing.assert_allclose(host(p.grad), host(theirs_params[name].grad), rtol=rtol, atol=atol, err_msg=name)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("need_weights", [True, False])
 def test_mha_self_attention_parity(device, batch_first, need_weights):
@@ -226,6 +221,7 @@ def test_mha_self_attention_parity(device, batch_first, need_weights):
     compare_mha(ours, theirs, device, [x], call={"need_weights": need_weights})
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_mha_cross_attention_with_masks_parity(device, batch_first):
     """L != S; key padding (bool, True = ignore) together with a float or a bool attn_mask."""
@@ -242,6 +238,7 @@ def test_mha_cross_attention_with_masks_parity(device, batch_first):
         p.grad = None
 
 
+@pytest.mark.parity
 def test_mha_per_head_mask_and_unaveraged_weights(device):
     ours, theirs = mha_pair(device, batch_first=True)
     N, L, S = 2, 3, 4
@@ -250,12 +247,14 @@ def test_mha_per_head_mask_and_unaveraged_weights(device):
                 call={"average_attn_weights": False})
 
 
+@pytest.mark.parity
 def test_mha_unbatched_and_without_bias(device):
     ours, theirs = mha_pair(device, bias=False)
     assert ours.in_proj_bias is None and ours.out_proj.bias is None
     compare_mha(ours, theirs, device, [randn(3, 8), randn(5, 8), randn(5, 8)], masks=(rng.random(5) < 0.3, None))
 
 
+@pytest.mark.parity
 def test_mha_layout_matches_pytorch(device):
     ours, theirs = mha_pair(device, embed_dim=12, num_heads=3)
     assert list(ours.state_dict()) == list(theirs.state_dict())
@@ -283,7 +282,6 @@ def test_mha_errors(device):
 # -- the nanoGPT reference in PyTorch ----------------------------------------------------------------
 def torch_nanogpt():
     """nanoGPT's model.py (Block and GPT), in PyTorch: the reference for parity."""
-    torch_or_skip()
     tnn, tF = torch.nn, torch.nn.functional
 
     class CausalSelfAttention(tnn.Module):
@@ -359,6 +357,7 @@ def jitter_(module) -> None:
             p.add_(0.05 * torch.randn_like(p))
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("bias", [True, False])
 def test_transformer_block_parity(device, bias):
     reference = torch_nanogpt()
@@ -373,6 +372,7 @@ def test_transformer_block_parity(device, bias):
         np.testing.assert_allclose(host(p.grad), host(theirs_params[name].grad), rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("bias", [True, False])
 def test_gpt_forward_loss_and_every_gradient_match_nanogpt(device, bias):
     reference = torch_nanogpt()
@@ -402,6 +402,7 @@ def test_gpt_forward_loss_and_every_gradient_match_nanogpt(device, bias):
                                atol=1e-5)
 
 
+@pytest.mark.parity
 def test_gpt_training_step_from_a_pytorch_checkpoint_matches_pytorch(device, tmp_path):
     """PyTorch's initial weights saved as a safetensors checkpoint and loaded into tensorlite; then one
     whole training step (loss, backward, clipping to 1.0, AdamW with nanoGPT's groups) on the same batch

@@ -18,6 +18,7 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 from cli_runner import invoke
+from oracle import torch
 
 import tensorlite as tl
 from tensorlite import mnist_commands, models, optim
@@ -278,7 +279,7 @@ def test_the_real_files() -> None:
 
 # -- models --------------------------------------------------------------------------------------------
 def torch_mlp(dropout: float) -> Any:
-    from torch import nn
+    nn = torch.nn
 
     drop = [nn.Dropout(dropout)] if dropout else []
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), *drop, nn.Linear(128, 64), nn.ReLU(), *drop,
@@ -286,7 +287,7 @@ def torch_mlp(dropout: float) -> Any:
 
 
 def torch_cnn(dropout: float) -> Any:
-    from torch import nn
+    nn = torch.nn
 
     drop = [nn.Dropout(dropout)] if dropout else []
     return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
@@ -301,7 +302,6 @@ def needs_conv() -> None:
 
 def assert_matches_torch(model: tl.nn.Module, reference: Any, device: str) -> None:
     """Same state-dict keys and shapes; with the torch weights loaded, the same logits."""
-    torch = pytest.importorskip("torch")
     ours, theirs = model.state_dict(), reference.state_dict()
     assert list(ours) == list(theirs)
     assert all(tuple(ours[k].shape) == tuple(theirs[k].shape) for k in ours)
@@ -316,11 +316,13 @@ def assert_matches_torch(model: tl.nn.Module, reference: Any, device: str) -> No
     np.testing.assert_allclose(logits.numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
 def test_mlp_matches_the_torch_sequential(dropout: float, device: str) -> None:
     assert_matches_torch(models.MNISTMLP(models.MNISTMLPConfig(dropout=dropout)), torch_mlp(dropout), device)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("dropout", [0.0, 0.25])
 def test_cnn_matches_the_torch_sequential(dropout: float, device: str) -> None:
     needs_conv()

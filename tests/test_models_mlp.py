@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from oracle import torch
 
 import tensorlite as tl
 from tensorlite import models, nn
@@ -73,10 +74,10 @@ def test_config_round_trips_through_a_dict() -> None:
     assert models.MLPConfig(**config.to_dict()) == config
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("config", [models.MLPConfig([2, 3, 1], "sigmoid", "sigmoid"),
                                     models.MLPConfig([4, 8, 8, 3], "relu", dropout=0.2)])
 def test_state_dict_keys_and_outputs_match_torch_sequential(config: models.MLPConfig) -> None:
-    torch = pytest.importorskip("torch")
     acts = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}
     layers = []
     pairs = list(zip(config.sizes, config.sizes[1:]))

@@ -12,16 +12,10 @@ import math
 
 import numpy as np
 import pytest
-from oracle import check_grad, check_parity, torch_or_skip
+from oracle import TF, check_grad, check_parity, torch
 
 import tensorlite as tl
 from tensorlite import nn
-
-try:
-    import torch
-    import torch.nn.functional as TF
-except ImportError:  # tests that need PyTorch call torch_or_skip() first
-    torch = TF = None
 
 F = tl.nn.functional
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # PyTorch's, not ours
@@ -33,8 +27,8 @@ def randn(*shape: int) -> np.ndarray:
 
 
 def torch_fn(name: str, **kwargs):
-    """PyTorch's functional ``name`` with ``kwargs`` bound (None when PyTorch is missing)."""
-    return None if TF is None else lambda *args: getattr(TF, name)(*args, **kwargs)
+    """PyTorch's functional ``name`` with ``kwargs`` bound, looked up when called."""
+    return lambda *args: getattr(TF, name)(*args, **kwargs)
 
 
 # -- conv2d / conv1d ---------------------------------------------------------------------------------
@@ -55,12 +49,12 @@ CONV2D_CASES = {
 
 @pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no bias"])
 @pytest.mark.parametrize("case", CONV2D_CASES)
-def test_conv2d_gradcheck_and_parity(device, case, with_bias):
+def test_conv2d_gradcheck_and_parity(check, device, case, with_bias):
     x_shape, w_shape, options = CONV2D_CASES[case]
     arrays = [randn(*x_shape), randn(*w_shape)] + ([randn(w_shape[0])] if with_bias else [])
     ours = lambda *args: F.conv2d(*args, **options)  # noqa: E731
-    check_grad(ours, arrays, device)
-    check_parity(ours, torch_fn("conv2d", **options), arrays, device, rtol=1e-4, atol=1e-5)
+    check.grad(ours, arrays, device)
+    check.parity(ours, torch_fn("conv2d", **options), arrays, device, rtol=1e-4, atol=1e-5)
 
 
 CONV1D_CASES = {
@@ -73,14 +67,15 @@ CONV1D_CASES = {
 
 
 @pytest.mark.parametrize("case", CONV1D_CASES)
-def test_conv1d_gradcheck_and_parity(device, case):
+def test_conv1d_gradcheck_and_parity(check, device, case):
     x_shape, w_shape, options = CONV1D_CASES[case]
     arrays = [randn(*x_shape), randn(*w_shape), randn(w_shape[0])]
     ours = lambda *args: F.conv1d(*args, **options)  # noqa: E731
-    check_grad(ours, arrays, device)
-    check_parity(ours, torch_fn("conv1d", **options), arrays, device, rtol=1e-4, atol=1e-5)
+    check.grad(ours, arrays, device)
+    check.parity(ours, torch_fn("conv1d", **options), arrays, device, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("options", [{}, {"stride": 2, "padding": 2, "dilation": (1, 2)}, {"groups": 3}])
 def test_conv2d_parity_on_larger_inputs_and_unbatched(device, options):
     arrays = [randn(8, 6, 12, 11), randn(9, 6 // options.get("groups", 1), 3, 3), randn(9)]
@@ -115,14 +110,15 @@ MAX_POOL_CASES = {
 
 
 @pytest.mark.parametrize("case", MAX_POOL_CASES)
-def test_max_pool2d_gradcheck_and_parity(device, case):
+def test_max_pool2d_gradcheck_and_parity(check, device, case):
     shape, options = MAX_POOL_CASES[case]
     arrays = [randn(*shape)]  # distinct values: no ties for the finite differences to straddle
     ours = lambda x: F.max_pool2d(x, **options)  # noqa: E731
-    check_grad(ours, arrays, device)
-    check_parity(ours, torch_fn("max_pool2d", **options), arrays, device)
+    check.grad(ours, arrays, device)
+    check.parity(ours, torch_fn("max_pool2d", **options), arrays, device)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("options", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
                                      {"kernel_size": 3, "stride": 1}])
 def test_max_pool2d_ties_send_the_gradient_to_the_first_maximum(device, options):
@@ -147,11 +143,11 @@ AVG_POOL_CASES = {
 
 
 @pytest.mark.parametrize("case", AVG_POOL_CASES)
-def test_avg_pool2d_gradcheck_and_parity(device, case):
+def test_avg_pool2d_gradcheck_and_parity(check, device, case):
     shape, options = AVG_POOL_CASES[case]
     ours = lambda x: F.avg_pool2d(x, **options)  # noqa: E731
-    check_grad(ours, [randn(*shape)], device)
-    check_parity(ours, torch_fn("avg_pool2d", **options), [randn(*shape)], device)
+    check.grad(ours, [randn(*shape)], device)
+    check.parity(ours, torch_fn("avg_pool2d", **options), [randn(*shape)], device)
 
 
 @pytest.mark.parametrize("shape, output_size", [
@@ -161,15 +157,15 @@ def test_avg_pool2d_gradcheck_and_parity(device, case):
     ((1, 2, 5, 4), (2, None)),  # None keeps the width
     ((3, 5, 4), (4, 3)),  # unbatched, windows overlapping by one row and column
 ])
-def test_adaptive_avg_pool2d_gradcheck_and_parity(device, shape, output_size):
+def test_adaptive_avg_pool2d_gradcheck_and_parity(check, device, shape, output_size):
     ours = lambda x: F.adaptive_avg_pool2d(x, output_size)  # noqa: E731
-    check_grad(ours, [randn(*shape)], device)
-    check_parity(ours, torch_fn("adaptive_avg_pool2d", output_size=output_size), [randn(*shape)], device)
+    check.grad(ours, [randn(*shape)], device)
+    check.parity(ours, torch_fn("adaptive_avg_pool2d", output_size=output_size), [randn(*shape)], device)
 
 
+@pytest.mark.parity
 def test_small_cnn_matches_torch_end_to_end(device):
     """Conv-ReLU-MaxPool twice, then Linear: layouts flow from layer to layer; every gradient matches."""
-    torch_or_skip()
     torch.manual_seed(0)
     theirs = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
                                  torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -205,19 +201,19 @@ MODULES = [
 ]
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name, args, kwargs", MODULES)
 def test_module_repr_and_state_dict_match_torch(name, args, kwargs):
-    torch_or_skip()
     ours, theirs = getattr(nn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
     assert repr(ours) == repr(theirs)
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
            {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("layer, shape", [(lambda: nn.Conv2d(6, 4, (3, 2), groups=2), (2, 6, 5, 5)),
                                           (lambda: nn.Conv1d(3, 5, 4, padding="same"), (2, 3, 7))])
 def test_conv_modules_compute_what_torch_computes_with_its_weights(device, layer, shape):
-    torch_or_skip()
     ours = layer().to(device)
     theirs = getattr(torch.nn, type(ours).__name__)(ours.in_channels, ours.out_channels, ours.kernel_size,
                                                       padding=ours.padding, groups=ours.groups)
@@ -237,9 +233,9 @@ def test_conv2d_default_init_is_kaiming_uniform_like_torch(device):
     assert layer(tl.randn(2, 8, 5, 5, device=device)).shape == (2, 64, 3, 3)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_batchnorm2d_matches_torch_over_training_steps_then_eval(device, momentum):
-    torch_or_skip()
     ours, theirs = nn.BatchNorm2d(3, momentum=momentum).to(device), torch.nn.BatchNorm2d(3, momentum=momentum)
     with torch.no_grad():
         theirs.weight.copy_(torch.from_numpy(randn(3).astype(np.float32)))

@@ -17,14 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
-from oracle import check_grad, check_parity
+from oracle import check_grad, check_parity, torch
 
 import tensorlite as tl
-
-try:
-    import torch
-except ImportError:  # check_parity skips before any PyTorch reference below is called
-    torch = None
 
 F = tl.nn.functional
 FEW = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -109,6 +104,7 @@ def test_binary_gradcheck(op: Binary, device: str, shape_pair, seed: int) -> Non
     check_grad(op.ours("function"), binary_inputs(op, shape_pair.input_shapes, seed), device)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize(("op", "form"), BINARY_FORMS, ids=lambda v: v if isinstance(v, str) else v.name)
 @FEW
 @given(shape_pair=pairs, seed=seeds)
@@ -180,21 +176,21 @@ SCALAR_FUNCTIONS = {  # tl.<fn> with a scalar argument: (tensorlite, PyTorch)
 @pytest.mark.parametrize("case", list(SCALAR_CASES))
 @FEW
 @given(shape=shapes, seed=seeds)
-def test_scalar_operand(case: str, device: str, shape, seed: int) -> None:
+def test_scalar_operand(check, case: str, device: str, shape, seed: int) -> None:
     """Tensor-scalar and scalar-tensor forms: gradcheck and PyTorch parity (same expression on both)."""
     fn, kind = SCALAR_CASES[case]
     x = values(np.random.default_rng(seed), shape, kind)
-    check_grad(fn, [x], device)
-    check_parity(fn, fn, [x], device)
+    check.grad(fn, [x], device)
+    check.parity(fn, fn, [x], device)
 
 
 @pytest.mark.parametrize("case", list(SCALAR_FUNCTIONS))
-def test_scalar_operand_functions(case: str, device: str) -> None:
+def test_scalar_operand_functions(check, case: str, device: str) -> None:
     """tl.add/sub/mul/div/pow/neg/maximum/minimum with a Python scalar argument."""
     ours, theirs = SCALAR_FUNCTIONS[case]
     x = values(np.random.default_rng(0), (2, 3), "any", kinks=(0.5,))
-    check_grad(ours, [x], device)
-    check_parity(ours, theirs, [x], device)
+    check.grad(ours, [x], device)
+    check.parity(ours, theirs, [x], device)
 
 
 def test_pow_tensor_exponent_with_scalar_base_gradient(device: str) -> None:
@@ -219,12 +215,13 @@ TIES = [  # (a, b): exact ties, also across broadcasting
 ]
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name", ["maximum", "minimum"])
 @pytest.mark.parametrize(("a", "b"), TIES)
 def test_max_min_ties_split_gradient_like_pytorch(name: str, a, b, device: str) -> None:
     """At a tie the gradient is split evenly between the inputs, as in PyTorch."""
     arrays = [np.array(a), np.array(b)]
-    check_parity(getattr(tl, name), getattr(torch, name) if torch else None, arrays, device)
+    check_parity(getattr(tl, name), getattr(torch, name), arrays, device)
 
 
 def test_maximum_tie_gradient_is_half(device: str) -> None:
@@ -272,6 +269,7 @@ def test_matmul_gradcheck(shape_pair, device: str) -> None:
     check_grad(tl.matmul, [values(rng, s) for s in shape_pair], device)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("form", list(MATMUL_FORMS))
 @pytest.mark.parametrize("shape_pair", MATMUL_SHAPES, ids=shape_id)
 def test_matmul_parity(shape_pair, form: str, device: str) -> None:
@@ -292,12 +290,12 @@ def matmul_shapes(draw) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 @FEW
 @given(shape_pair=matmul_shapes(), seed=seeds)
-def test_matmul_random_shapes(device: str, shape_pair, seed: int) -> None:
+def test_matmul_random_shapes(check, device: str, shape_pair, seed: int) -> None:
     """Random vector/matrix/batched combinations: gradcheck, parity, gradient shapes."""
     rng = np.random.default_rng(seed)
     arrays = [values(rng, s) for s in shape_pair]
-    check_grad(tl.matmul, arrays, device)
-    check_parity(operator.matmul, operator.matmul, arrays, device)
+    check.grad(tl.matmul, arrays, device)
+    check.parity(operator.matmul, operator.matmul, arrays, device)
     a, b = (tl.tensor(v, dtype=tl.float32, device=device, requires_grad=True) for v in arrays)
     (a @ b).sum().backward()
     assert (a.grad.shape, b.grad.shape) == (a.shape, b.shape)
@@ -379,6 +377,7 @@ def test_unary_gradcheck(op: Unary, device: str, shape, seed: int) -> None:
     check_grad(op.ours("function"), [unary_input(op, shape, seed)], device)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize(("op", "form"), UNARY_FORMS, ids=str)
 @FEW
 @given(shape=shapes, seed=seeds)
@@ -411,6 +410,7 @@ EXTREME_OPS = [
 ]
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("op", EXTREME_OPS, ids=str)
 def test_large_inputs_do_not_overflow(op: Unary, device: str) -> None:
     """Huge |x| (sigmoid(±50), softplus past its threshold ...) gives finite values, no warnings, PyTorch's results."""
@@ -442,6 +442,7 @@ def test_softplus_is_linear_beyond_threshold(device: str) -> None:
     np.testing.assert_array_equal(host(F.softplus(y, beta=2.0, threshold=1.0)), host(y))
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize(("low", "high"), [(-0.5, None), (None, 0.5), (-0.5, 0.5)])
 def test_clamp_gradient_at_the_bounds_like_pytorch(low, high, device: str) -> None:
     """Values exactly on a bound still pass the gradient (the range is closed), as in PyTorch."""
@@ -468,13 +469,13 @@ def condition(rng: np.random.Generator, shape) -> np.ndarray:
 
 @FEW
 @given(shape_triple=triples, seed=seeds)
-def test_where_broadcasting(device: str, shape_triple, seed: int) -> None:
+def test_where_broadcasting(check, device: str, shape_triple, seed: int) -> None:
     """Condition, input and other broadcast together; gradients go to the chosen side only."""
     rng = np.random.default_rng(seed)
     c_shape, a_shape, b_shape = shape_triple.input_shapes
     arrays = [condition(rng, c_shape), values(rng, a_shape), values(rng, b_shape)]
-    check_grad(tl.where, arrays, device)
-    check_parity(tl.where, torch.where if torch else None, arrays, device)
+    check.grad(tl.where, arrays, device)
+    check.parity(tl.where, lambda *a: torch.where(*a), arrays, device)
 
 
 WHERE_SCALAR_CASES = {
@@ -486,13 +487,13 @@ WHERE_SCALAR_CASES = {
 
 @pytest.mark.parametrize("case", list(WHERE_SCALAR_CASES))
 @pytest.mark.parametrize("c_shape", [(2, 3), (3,), (2, 1), ()], ids=shape_name)
-def test_where_with_scalars(case: str, c_shape, device: str) -> None:
+def test_where_with_scalars(check, case: str, c_shape, device: str) -> None:
     """A Python scalar on either side of ``where``, with a condition broadcast against the tensor."""
     rng = np.random.default_rng(0)
     arrays = [condition(rng, c_shape), values(rng, (2, 3))]
     fn = WHERE_SCALAR_CASES[case]
-    check_grad(lambda c, x: fn(tl.where, c, x), arrays, device)
-    check_parity(lambda c, x: fn(tl.where, c, x), lambda c, x: fn(torch.where, c, x), arrays, device)
+    check.grad(lambda c, x: fn(tl.where, c, x), arrays, device)
+    check.parity(lambda c, x: fn(tl.where, c, x), lambda c, x: fn(torch.where, c, x), arrays, device)
 
 
 def test_where_keeps_float32_with_python_scalar(device: str) -> None:

@@ -85,6 +85,7 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("grouped", [False, True], ids=["one-group", "two-groups"])
 @pytest.mark.parametrize("name, options", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
 def test_steps_match_torch(device: str, torch, name: str, options: dict, grouped: bool) -> None:
@@ -109,6 +110,7 @@ STATEFUL = [
 ]
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name, options", STATEFUL, ids=[n for n, _ in STATEFUL])
 def test_state_dict_layout_matches_torch(torch, name: str, options: dict) -> None:
     ours, theirs = ours_params("cpu"), torch_params(torch)
@@ -153,6 +155,7 @@ def test_state_dict_round_trip_continues_like_uninterrupted(device: str, name: s
         np.testing.assert_allclose(host(b), host(a), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name, options", STATEFUL, ids=[n for n, _ in STATEFUL])
 def test_torch_state_dict_loads_and_continues(device: str, torch, name: str, options: dict) -> None:
     theirs = torch_params(torch)
@@ -313,6 +316,7 @@ SCHEDULERS = {
 }
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("make", SCHEDULERS.values(), ids=SCHEDULERS.keys())
 def test_scheduler_matches_torch(torch, make) -> None:
     opt, ref = two_group_optimizers(torch, momentum=0.9)
@@ -322,6 +326,7 @@ def test_scheduler_matches_torch(torch, make) -> None:
     assert [g["lr"] for g in opt.param_groups] == got[-1]
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name, key", [("SGD", "momentum"), ("Adam", "betas")])
 def test_one_cycle_cycles_momentum_like_torch(torch, name: str, key: str) -> None:
     opt, ref = two_group_optimizers(torch, name)
@@ -396,6 +401,7 @@ def test_scheduler_resume_needs_initial_lr() -> None:
 # -- clip_grad_norm_ -------------------------------------------------------------------------------
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf, 3.0])
 @pytest.mark.parametrize("max_norm", [0.5, 100.0])
 def test_clip_grad_norm_matches_torch(device: str, torch, norm_type: float, max_norm: float) -> None:

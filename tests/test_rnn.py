@@ -12,19 +12,12 @@ import math
 
 import numpy as np
 import pytest
-from oracle import check_grad, torch_or_skip
+from oracle import check_grad, torch
 from tensorlite.models import CharLSTM, CharLSTMConfig
 
 import tensorlite as tl
 from tensorlite import nn
 from tensorlite.ops.recurrent import rnn_layer
-
-try:
-    import torch
-
-    torch.set_num_threads(1)  # the oracle's tiny ops: extra threads only add waiting on a busy machine
-except ImportError:  # tests that need PyTorch call torch_or_skip() first
-    torch = None
 
 # (tensorlite class, torch class name, extra constructor arguments) of every recurrent family.
 LAYERS = {
@@ -95,13 +88,13 @@ def _compare(ours_module, theirs_module, out_ours, out_theirs, leaves_ours, leav
 
 
 # -- layers ------------------------------------------------------------------------------------------
+@pytest.mark.parity
 @pytest.mark.parametrize("kind", LAYERS)
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
 def test_layer_matches_torch(device, kind, num_layers, batch_first, with_state, bias):
-    torch_or_skip()
     cls, torch_name, extra = LAYERS[kind]
     T, B, n_in, H = 5, 3, 4, 6
     ours, theirs = _pair(cls, torch_name, dict(extra, num_layers=num_layers, batch_first=batch_first, bias=bias),
@@ -119,10 +112,10 @@ def test_layer_matches_torch(device, kind, num_layers, batch_first, with_state, 
              leaves_theirs, device)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("kind", LAYERS)
 @pytest.mark.parametrize("with_state", [False, True])
 def test_layer_unbatched_input_matches_torch(device, kind, with_state):
-    torch_or_skip()
     cls, torch_name, extra = LAYERS[kind]
     ours, theirs = _pair(cls, torch_name, dict(extra, num_layers=2, batch_first=True), device, 3, 4)
     arrays = [randn(5, 3)] + ([randn(2, 4)] + ([randn(2, 4)] if kind == "lstm" else []) if with_state else [])
@@ -166,12 +159,12 @@ def test_backward_twice_with_retain_graph(device):
 
 
 # -- cells -------------------------------------------------------------------------------------------
+@pytest.mark.parity
 @pytest.mark.parametrize("kind", CELLS)
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("batched", [True, False])
 def test_cell_matches_torch(device, kind, with_state, bias, batched):
-    torch_or_skip()
     cls, torch_name, extra = CELLS[kind]
     ours, theirs = _pair(cls, torch_name, dict(extra, bias=bias), device, 3, 5)
     lead = (4,) if batched else ()
@@ -198,9 +191,9 @@ def test_cells_chained_over_time_equal_the_layer(device):
 
 
 # -- construction, initialisation, errors ------------------------------------------------------------
+@pytest.mark.parity
 @pytest.mark.parametrize("kind", LAYERS)
 def test_parameters_shapes_init_and_repr_match_torch(kind):
-    torch_or_skip()
     cls, torch_name, extra = LAYERS[kind]
     for args, kwargs in [((10, 20), {}), ((10, 20, 2), {"batch_first": True, "bias": False, "dropout": 0.5})]:
         ours, theirs = cls(*args, **extra, **kwargs), getattr(torch.nn, torch_name)(*args, **extra, **kwargs)
@@ -275,8 +268,8 @@ def _torch_char_lstm(config: CharLSTMConfig):
     return TorchCharLSTM()
 
 
+@pytest.mark.parity
 def test_char_lstm_loss_and_gradients_match_torch(device):
-    torch_or_skip()
     config = CharLSTMConfig(vocab_size=11, n_embd=6, hidden_size=8, num_layers=2, block_size=7)
     theirs = _torch_char_lstm(config)
     ours = CharLSTM(config).to(device)

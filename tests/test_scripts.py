@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from oracle import torch_or_skip
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -19,8 +20,9 @@ def test_bench_ops_prints_the_ratio():
     assert "torch" not in out.stdout  # --no-torch
 
 
+@pytest.mark.parity
 def test_val_loss_trains_both_frameworks_and_prints_their_losses(tmp_path):
-    pytest.importorskip("torch")
+    torch_or_skip()  # the script imports PyTorch in its own process
     out = subprocess.run([sys.executable, str(SCRIPTS / "val_loss.py"), "--seeds", "3", "--max-iters", "10",
                           "--eval-iters", "2", "--spread-batches", "400"],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)

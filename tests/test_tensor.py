@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from oracle import torch
 
 import tensorlite as tl
 
@@ -363,8 +364,8 @@ def test_numpy_from_dlpack_of_tensor_is_zero_copy() -> None:
     assert t[0].item() == 9.0
 
 
+@pytest.mark.parity
 def test_torch_dlpack_round_trip_is_zero_copy() -> None:
-    torch = pytest.importorskip("torch")
     t = tl.tensor([1.0, 2.0, 3.0])
     theirs = torch.from_dlpack(t)
     theirs[1] = 8.0
