@@ -85,7 +85,7 @@ def xor_torch(torch, steps: int) -> float:
 
 # -- Iris: 100 epochs, batch 16 ---------------------------------------------------------------------
 def iris_data() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    from tensorlite.data import Normalizer, load_iris, stratified_split
+    from tensorlite.datasets import Normalizer, load_iris, stratified_split
 
     x, y = load_iris()
     train, _ = stratified_split(y, 30, 0)
@@ -134,8 +134,8 @@ def shakespeare_setup(n_batches: int) -> tuple[Any, int, list[tuple[np.ndarray, 
     """The `cpu` preset's GPTConfig, its batch size, and ``n_batches`` training batches (host arrays)."""
     from tensorlite.models import GPTConfig
 
-    from tensorlite.data import CharTokenizer, TextData, load_shakespeare
-    from tensorlite.lm_training import GPT_PRESETS
+    from tensorlite.cli.presets import GPT_PRESETS
+    from tensorlite.datasets import CharTokenizer, TextData, load_shakespeare
 
     preset = GPT_PRESETS["cpu"]
     text = load_shakespeare()
@@ -378,7 +378,7 @@ MNIST_BATCH, MNIST_EPOCH_STEPS = 64, 938  # 938 batches of 64 make one pass over
 def mnist_batches(n: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
     """``n`` shuffled training batches (host arrays: float32 (64, 1, 28, 28), int64 (64,)) and where they came from:
     MNIST in ``$TENSORLITE_DATA/mnist`` or /work/shared/data/mnist, else random data of the same shape."""
-    from tensorlite.data import MNIST, MNISTError
+    from tensorlite.datasets import MNIST, MNISTError
 
     rng = np.random.default_rng(0)
     try:

@@ -22,8 +22,10 @@ import numpy as np
 from bench import torch_gpt
 
 import tensorlite as tl
-from tensorlite.data import CharTokenizer, TextData, load_shakespeare
-from tensorlite.lm_training import GPT_PRESETS, LMTrainConfig, load_char_lm, train_char_lm
+from tensorlite.cli.char_lm import load_char_lm, train_char_lm
+from tensorlite.cli.presets import GPT_PRESETS
+from tensorlite.datasets import CharTokenizer, TextData, load_shakespeare
+from tensorlite.training import LMTrainConfig
 
 RUNS = "runs/val-loss"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
-from tensorlite.cli import app
+from tensorlite.cli.app import app
 
 runner = CliRunner()
 

@@ -53,7 +53,7 @@ def test_eval_of_a_three_class_model_names_the_classes(iris_run: Path) -> None:
     result = invoke("eval", iris_run)
     assert result.exit_code == 0, result.output
     assert "on 30 examples" in result.output
-    for species in tl.data.SPECIES:
+    for species in tl.datasets.SPECIES:
         assert species in result.output
 
 
@@ -146,9 +146,9 @@ def test_unknown_model_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_every_small_task_has_a_train_command() -> None:
-    from tensorlite import cli, tasks
+    from tensorlite.cli import app, small_tasks
 
-    assert set(cli.SMALL_TASKS) == set(tasks.TASKS)
+    assert set(app.SMALL_TASKS) == set(small_tasks.TASKS)
 
 
 def test_resume_with_a_different_network_is_a_clear_error(xor_run: tuple[Path, Result]) -> None:

@@ -21,10 +21,11 @@ from cli_runner import invoke
 from oracle import torch
 
 import tensorlite as tl
-from tensorlite import mnist_commands, models, optim
-from tensorlite.data import mnist
-from tensorlite.data.mnist import IMAGE_MAGIC, LABEL_MAGIC, MNIST, NORMALIZE, MNISTError
-from tensorlite.data.transforms import Normalize
+from tensorlite import models, optim
+from tensorlite.cli import mnist as mnist_cli
+from tensorlite.datasets import mnist
+from tensorlite.datasets.mnist import IMAGE_MAGIC, LABEL_MAGIC, MNIST, NORMALIZE, MNISTError
+from tensorlite.datasets.transforms import Normalize
 from tensorlite.training import CHECKPOINT
 from tensorlite.utils.data import DataLoader
 
@@ -381,7 +382,7 @@ def test_train_mnist_mlp_then_eval_and_predict_through_the_cli(fake_data: Path, 
     result = invoke("eval", out)
     assert result.exit_code == 0, result.output
     assert "mnist-mlp: test loss" in result.output and "actual \\ predicted" in result.output
-    accuracy = mnist_commands.evaluate_checkpoint(out)["accuracy"]
+    accuracy = mnist_cli.evaluate_checkpoint(out)["accuracy"]
     assert accuracy >= 0.9  # the fake digits are easy
 
     pytest.importorskip("PIL")
@@ -393,7 +394,7 @@ def test_train_mnist_mlp_then_eval_and_predict_through_the_cli(fake_data: Path, 
 
 def test_predict_without_pillow_says_how_to_install_it(fake_data: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    mnist_commands.train_mnist("mnist-mlp", epochs=1, out=tmp_path / "run", progress=False)
+    mnist_cli.train_mnist("mnist-mlp", epochs=1, out=tmp_path / "run", progress=False)
     (tmp_path / "digit.png").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "PIL", None)  # `from PIL import Image` now raises ImportError
     result = invoke("predict", tmp_path / "run", tmp_path / "digit.png")
@@ -405,7 +406,7 @@ def test_load_image_inverts_crops_and_centres_like_mnist(tmp_path: Path) -> None
     picture = np.full((90, 120, 3), 230, np.uint8)  # light grey background
     picture[10:50, 80:100] = 20  # a dark 40x20 stroke, far off centre
     Image.fromarray(picture).save(tmp_path / "stroke.png")
-    pixels = mnist_commands.load_image(tmp_path / "stroke.png")
+    pixels = mnist_cli.load_image(tmp_path / "stroke.png")
     assert pixels.shape == (28, 28) and pixels.dtype == np.float32
     assert pixels.max() == pytest.approx(1) and pixels.min() == 0
     rows, cols = np.nonzero(pixels > 0.5)
@@ -416,7 +417,7 @@ def test_load_image_inverts_crops_and_centres_like_mnist(tmp_path: Path) -> None
 
 def test_predict_image_errors(fake_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("PIL")
-    mnist_commands.train_mnist("mnist-mlp", epochs=1, out=tmp_path / "run", progress=False)
+    mnist_cli.train_mnist("mnist-mlp", epochs=1, out=tmp_path / "run", progress=False)
     (tmp_path / "notes.txt").write_text("not an image")
     for args, fragment in ([[tmp_path / "notes.txt"], "cannot read the image"],
                            [[tmp_path / "missing.png"], "cannot read the image"],
@@ -428,7 +429,7 @@ def test_predict_image_errors(fake_data: Path, tmp_path: Path) -> None:
 def test_resume_continues_the_same_schedule_bit_for_bit(fake_data: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     def train(out: Path, **kwargs: Any) -> Any:
-        return mnist_commands.train_mnist("mnist-mlp", epochs=3, batch_size=50, out=out, progress=False, **kwargs)
+        return mnist_cli.train_mnist("mnist-mlp", epochs=3, batch_size=50, out=out, progress=False, **kwargs)
 
     train(tmp_path / "a")
     original, calls = optim.AdamW.step, itertools.count(1)
@@ -471,10 +472,10 @@ def test_train_without_data_and_without_download_lists_the_places_searched(tmp_p
 
 
 def test_resume_with_another_schedule_or_model_is_refused(fake_data: Path, tmp_path: Path) -> None:
-    mnist_commands.train_mnist("mnist-mlp", epochs=1, out=tmp_path / "run", progress=False)
-    with pytest.raises(mnist_commands.UsageError, match="--epochs 1 --batch-size 128 --lr 0.005"):
-        mnist_commands.train_mnist("mnist-mlp", epochs=2, out=tmp_path / "run", resume=True, progress=False)
-    with pytest.raises(mnist_commands.UsageError, match="holds a 'mnist-mlp' checkpoint, not mnist-cnn"):
-        mnist_commands.train_mnist("mnist-cnn", out=tmp_path / "run", resume=True, progress=False)
-    trainer, _ = mnist_commands.train_mnist("mnist-mlp", out=tmp_path / "run", resume=True, progress=False)
+    mnist_cli.train_mnist("mnist-mlp", epochs=1, out=tmp_path / "run", progress=False)
+    with pytest.raises(mnist_cli.UsageError, match="--epochs 1 --batch-size 128 --lr 0.005"):
+        mnist_cli.train_mnist("mnist-mlp", epochs=2, out=tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(mnist_cli.UsageError, match="holds a 'mnist-mlp' checkpoint, not mnist-cnn"):
+        mnist_cli.train_mnist("mnist-cnn", out=tmp_path / "run", resume=True, progress=False)
+    trainer, _ = mnist_cli.train_mnist("mnist-mlp", out=tmp_path / "run", resume=True, progress=False)
     assert trainer.state.epoch == 1  # the recipe comes from the checkpoint: already finished

@@ -496,7 +496,7 @@ def test_import_does_not_pull_in_optional_dependencies() -> None:
 def test_cli_info() -> None:
     from typer.testing import CliRunner
 
-    from tensorlite.cli import app
+    from tensorlite.cli.app import app
 
     result = CliRunner().invoke(app, ["info"])
     assert result.exit_code == 0, result.output

@@ -15,8 +15,9 @@ from cli_runner import assert_fails, invoke
 from typer.testing import Result
 
 import tensorlite as tl
-from tensorlite import lm_training
-from tensorlite.data.text import SHAKESPEARE_TXT, CharTokenizer, TextData, load_shakespeare
+from tensorlite.cli import char_lm
+from tensorlite.datasets.text import SHAKESPEARE_TXT, CharTokenizer, TextData, load_shakespeare
+from tensorlite.training import BEST, CHECKPOINT
 
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
@@ -106,14 +107,14 @@ def test_get_batch_errors_are_clear() -> None:
 
 # -- settings ----------------------------------------------------------------------------------------------
 def test_explicit_options_override_the_preset() -> None:
-    cpu = lm_training.resolve_settings("gpt", "cpu", {"n_layer": 2, "learning_rate": 3e-3, "n_head": None})
+    cpu = char_lm.resolve_settings("gpt", "cpu", {"n_layer": 2, "learning_rate": 3e-3, "n_head": None})
     assert cpu["n_layer"] == 2 and cpu["n_head"] == 4 and cpu["n_embd"] == 128 and cpu["block_size"] == 64
     assert cpu["learning_rate"] == 3e-3 and cpu["min_lr"] == pytest.approx(3e-4) and cpu["warmup_iters"] == 100
-    gpu = lm_training.resolve_settings("gpt", "gpu", {"max_iters": 50})
+    gpu = char_lm.resolve_settings("gpt", "gpu", {"max_iters": 50})
     assert (gpu["n_layer"], gpu["n_embd"], gpu["block_size"], gpu["batch_size"], gpu["dropout"]) == (6, 384, 256, 64,
                                                                                                       0.2)
     assert gpu["max_iters"] == 50 and gpu["warmup_iters"] == 5  # a short run warms up for a tenth of it
-    assert lm_training.resolve_settings("gpt", None, {})["max_iters"] == 2000  # the cpu preset by default
+    assert char_lm.resolve_settings("gpt", None, {})["max_iters"] == 2000  # the cpu preset by default
 
 
 @pytest.mark.parametrize("options, message", [
@@ -126,7 +127,7 @@ def test_explicit_options_override_the_preset() -> None:
 ])
 def test_bad_options_are_named(options: dict, message: str) -> None:
     with pytest.raises(ValueError) as info:
-        lm_training.resolve_settings("gpt", "cpu", options)
+        char_lm.resolve_settings("gpt", "cpu", options)
     assert message in str(info.value)
 
 
@@ -158,7 +159,7 @@ def gpt_run(tmp_path_factory: pytest.TempPathFactory, text_file: Path) -> tuple[
 
 
 def final_weights(out: Path) -> dict:
-    return tl.load(out / lm_training.CHECKPOINT)["model"]
+    return tl.load(out / CHECKPOINT)["model"]
 
 
 def test_training_logs_checkpoints_and_prints_val_loss_and_a_sample(gpt_run: tuple[Path, Result]) -> None:
@@ -171,11 +172,11 @@ def test_training_logs_checkpoints_and_prints_val_loss_and_a_sample(gpt_run: tup
     assert f"final val loss {records[-1]['val_loss']:.4f}" in result.output
     sample = result.output.split("sample:\n", 1)[1]
     assert len(sample) == 1 + 500 + 1  # the newline prompt, 500 characters, a newline
-    meta = tl.load_metadata(out / lm_training.BEST)
+    meta = tl.load_metadata(out / BEST)
     assert meta["kind"] == "char-lm" and meta["model"] == "gpt" and meta["tensorlite_version"] == tl.__version__
     assert meta["model_config"]["n_embd"] == 16
     assert meta["model_config"]["vocab_size"] == len(meta["tokenizer"]["chars"])
-    state = tl.load(out / lm_training.CHECKPOINT)
+    state = tl.load(out / CHECKPOINT)
     assert state["train_state"]["iteration"] == 30 and state["scheduler"]["last_epoch"] == 30
     assert state["train_state"]["best_val_loss"] == min(r["val_loss"] for r in records)
 
@@ -198,7 +199,7 @@ def test_resume_after_ctrl_c_ends_exactly_where_the_uninterrupted_run_does(
     assert interrupted.exit_code == 0, interrupted.output
     assert "interrupted at iteration 14: checkpoint saved" in interrupted.output
     assert "sample:" not in interrupted.output
-    assert tl.load(tmp_path / lm_training.CHECKPOINT)["train_state"]["iteration"] == 14
+    assert tl.load(tmp_path / CHECKPOINT)["train_state"]["iteration"] == 14
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 1
 
     resumed = invoke("train", "shakespeare", *TINY, "--data", text_file, "--out", tmp_path, "--resume")
@@ -216,11 +217,11 @@ def test_sample_streams_a_continuation_of_the_prompt(gpt_run: tuple[Path, Result
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ROMEO:") and len(result.output) == len("ROMEO:") + 40 + 1
     # The same seed and weights: while the context fits in block_size=8 the cache changes the speed only.
-    cached, uncached = (invoke("sample", out / lm_training.BEST, "--prompt", "ROM", "--max-new-tokens", "6", "--seed",
+    cached, uncached = (invoke("sample", out / BEST, "--prompt", "ROM", "--max-new-tokens", "6", "--seed",
                                "3", *flag).output for flag in ((), ("--no-cache",)))
     assert len(cached) == 3 + 6 + 1 and cached == uncached
-    model, tokenizer, _ = lm_training.load_char_lm(out)
-    chars = lm_training.sample_chars(model, tokenizer, "ROMEO:", 5)
+    model, tokenizer, _ = char_lm.load_char_lm(out)
+    chars = char_lm.sample_chars(model, tokenizer, "ROMEO:", 5)
     assert len(next(chars)) == 1 and len(list(chars)) == 4  # one character at a time
 
 
@@ -239,7 +240,7 @@ def test_char_lstm_trains_and_samples(text_file: Path, tmp_path: Path) -> None:
                     "--block-size", "8", "--batch-size", "8", "--max-iters", "20", "--eval-interval", "10",
                     "--eval-iters", "5", "--lr", "1e-2", "--data", text_file, "--out", tmp_path, "--no-progress")
     assert result.exit_code == 0, result.output
-    assert tl.load_metadata(tmp_path / lm_training.CHECKPOINT)["model"] == "lstm"
+    assert tl.load_metadata(tmp_path / CHECKPOINT)["model"] == "lstm"
     sample = invoke("sample", tmp_path, "--prompt", "MENENIUS", "--max-new-tokens", "20")
     assert sample.exit_code == 0 and sample.output.startswith("MENENIUS") and len(sample.output) == 8 + 20 + 1
     assert_fails(invoke("train", "shakespeare", *TINY, "--data", text_file, "--out", tmp_path, "--resume"),

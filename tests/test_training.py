@@ -1,4 +1,4 @@
-"""The training stack: Trainer, the small tasks (commands.train_task / predict), checkpoints and resume.
+"""The training stack: Trainer, the small tasks (small_tasks.train_task / predict), checkpoints and resume.
 
 The "must show" results of the tutorials: the [2, 3, 1] sigmoid network learns XOR, a perceptron
 cannot (but learns AND and OR), the perceptron learns addition, an MLP classifies Iris, and a run
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import tensorlite as tl
-from tensorlite import commands, data, models, nn, optim, tasks
+from tensorlite import datasets, models, nn, optim
+from tensorlite.cli import small_tasks
 from tensorlite.training import CHECKPOINT, LOG, Trainer, argmax_accuracy
 from tensorlite.utils.data import TensorDataset
 
@@ -25,7 +26,7 @@ TIMING = ("seconds", "samples_per_second")  # the only log fields that may diffe
 
 
 def train(name: str, out: Path, **kwargs: Any) -> tuple[Trainer, dict]:
-    return commands.train_task(name, out=out, progress=False, **kwargs)
+    return small_tasks.train_task(name, out=out, progress=False, **kwargs)
 
 
 def log_records(out: Path) -> list[dict]:
@@ -77,14 +78,14 @@ def interrupt_at_step(monkeypatch: pytest.MonkeyPatch, optimizer_class: type, n:
 
 # -- what the tutorials must show --------------------------------------------------------------------
 def gate_predictions(out: Path) -> np.ndarray:
-    x, _ = data.logic_gate("xor")
-    outputs, meta = commands.predict(out, x)
+    x, _ = datasets.logic_gate("xor")
+    outputs, meta = small_tasks.predict(out, x)
     assert meta["loss"] == "mse"
     return (outputs[:, 0] > 0.5).astype(np.int64)
 
 
 def test_xor_is_learned_by_the_2_3_1_sigmoid_network_for_most_seeds(tmp_path: Path) -> None:
-    task = tasks.TASKS["xor"]
+    task = small_tasks.TASKS["xor"]
     solved = []
     for seed in range(10):
         trainer, _ = train("xor", tmp_path / f"xor{seed}", seed=seed)
@@ -113,8 +114,8 @@ def test_the_perceptron_learns_addition(tmp_path: Path) -> None:
     trainer, result = train("addition", tmp_path / "addition")
     assert [type(layer) for layer in trainer.model] == [nn.Linear]
     assert result["accuracy"] == 1.0  # within 0.05 on the test split
-    x, y = data.addition(200, seed=123)  # pairs it never saw
-    outputs, _ = commands.predict(tmp_path / "addition", x)
+    x, y = datasets.addition(200, seed=123)  # pairs it never saw
+    outputs, _ = small_tasks.predict(tmp_path / "addition", x)
     error = np.abs(outputs - y).max()
     assert error < 0.05, f"max absolute error {error}"
 
@@ -141,7 +142,7 @@ def test_resume_ends_bit_for_bit_where_an_uninterrupted_run_does(tmp_path: Path)
 
 def test_ctrl_c_saves_the_last_completed_epoch_and_resume_matches(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    n, task = 6, tasks.TASKS["iris"]
+    n, task = 6, small_tasks.TASKS["iris"]
     steps_per_epoch = math.ceil(120 / task.batch_size)  # 120 training rows
     train("iris", tmp_path / "a", epochs=n, seed=1)
 
@@ -163,8 +164,8 @@ def test_ctrl_c_saves_the_last_completed_epoch_and_resume_matches(tmp_path: Path
 def dropout_trainer(out: Path) -> Trainer:
     """An Iris MLP with dropout and a step schedule: resume must also restore the RNG and scheduler."""
     tl.manual_seed(7)
-    x, y = data.load_iris()
-    x = data.Normalizer.fit(x, "standard")(x)
+    x, y = datasets.load_iris()
+    x = datasets.Normalizer.fit(x, "standard")(x)
     model = models.MLP(models.MLPConfig([4, 16, 3], "relu", dropout=0.3))
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
@@ -173,8 +174,8 @@ def dropout_trainer(out: Path) -> Trainer:
 
 
 def test_resume_with_dropout_and_a_scheduler_after_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    x, y = data.load_iris()
-    x = data.Normalizer.fit(x, "standard")(x)
+    x, y = datasets.load_iris()
+    x = datasets.Normalizer.fit(x, "standard")(x)
     dataset = TensorDataset(tl.tensor(x), tl.tensor(y))
     n = 6
     dropout_trainer(tmp_path / "a").fit(dataset, dataset, epochs=n)
@@ -214,7 +215,7 @@ def test_early_stopping_on_a_plateau(tmp_path: Path) -> None:
     patience = 10
     trainer, _ = train("xor", tmp_path / "run", hidden="none", patience=patience)
     epochs = trainer.state.epoch
-    assert epochs < tasks.TASKS["xor"].epochs
+    assert epochs < small_tasks.TASKS["xor"].epochs
     records = log_records(tmp_path / "run")
     assert len(records) == epochs == len(trainer.state.history)
     best_before = min(r["val_loss"] for r in records[:-patience])
@@ -228,7 +229,7 @@ def test_log_records_one_line_per_epoch_with_metrics(tmp_path: Path) -> None:
     assert [r["epoch"] for r in records] == [1, 2, 3]
     for r in records:
         assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", *TIMING} <= r.keys()
-        assert 0.0 <= r["val_accuracy"] <= 1.0 and r["lr"] == tasks.TASKS["circles"].lr
+        assert 0.0 <= r["val_accuracy"] <= 1.0 and r["lr"] == small_tasks.TASKS["circles"].lr
 
 
 def test_trainer_evaluate_returns_mean_loss_and_accuracy() -> None:
@@ -251,7 +252,7 @@ def test_trainer_evaluate_returns_mean_loss_and_accuracy() -> None:
 
 
 def test_trainer_without_out_dir_trains_but_cannot_resume() -> None:
-    x, y = data.logic_gate("and")
+    x, y = datasets.logic_gate("and")
     model = models.MLP(models.MLPConfig([2, 1], output_activation="sigmoid"))
     trainer = Trainer(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=1.0), batch_size=4, progress=False)
     history = trainer.fit(TensorDataset(tl.tensor(x), tl.tensor(y)), epochs=3)
@@ -270,24 +271,24 @@ def test_trainer_rejects_a_bad_batch_size() -> None:
 def test_checkpoint_metadata(tmp_path: Path) -> None:
     train("iris", tmp_path / "run", epochs=2, seed=4)
     meta = tl.load_metadata(tmp_path / "run" / CHECKPOINT)
-    assert meta["kind"] == commands.TASK_KIND and meta["task"] == "iris" and meta["seed"] == 4
-    assert meta["loss"] == "ce" and meta["classes"] == list(data.SPECIES)
+    assert meta["kind"] == small_tasks.TASK_KIND and meta["task"] == "iris" and meta["seed"] == 4
+    assert meta["loss"] == "ce" and meta["classes"] == list(datasets.SPECIES)
     assert meta["model_config"] == {"sizes": [4, 32, 3], "activation": "relu", "output_activation": None,
                                     "dropout": 0.0}
     assert meta["normalizer"]["method"] == "standard" and len(meta["normalizer"]["shift"]) == 4
     assert meta["tensorlite_version"] == tl.__version__
-    model, loaded = commands.load_task_checkpoint(tmp_path / "run")
+    model, loaded = small_tasks.load_task_checkpoint(tmp_path / "run")
     assert loaded == meta and isinstance(model, models.MLP) and not model.training
 
 
 def test_evaluate_checkpoint_confusion_matrix_matches_accuracy(tmp_path: Path) -> None:
     train("iris", tmp_path / "run", epochs=5)
-    result = commands.evaluate_checkpoint(tmp_path / "run" / CHECKPOINT)
+    result = small_tasks.evaluate_checkpoint(tmp_path / "run" / CHECKPOINT)
     confusion = result["confusion"]
     assert confusion.shape == (3, 3) and confusion.sum() == result["n"] == 30
     np.testing.assert_array_equal(confusion.sum(axis=1), [10, 10, 10])  # the stratified test split
     assert result["accuracy"] == pytest.approx(np.trace(confusion) / 30)
-    assert result["classes"] == list(data.SPECIES)
+    assert result["classes"] == list(datasets.SPECIES)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -308,22 +309,22 @@ def test_train_task_validates_its_arguments(tmp_path: Path, kwargs: dict, messag
 
 def test_predict_checks_the_number_of_inputs(tmp_path: Path) -> None:
     train("xor", tmp_path / "run", epochs=2)
-    with pytest.raises(commands.UsageError, match="takes 2 inputs per row, got 3"):
-        commands.predict(tmp_path / "run", np.zeros((1, 3)))
+    with pytest.raises(small_tasks.UsageError, match="takes 2 inputs per row, got 3"):
+        small_tasks.predict(tmp_path / "run", np.zeros((1, 3)))
 
 
 def test_progress_bar_runs_and_formats_metrics(tmp_path: Path) -> None:
-    from tensorlite.progress import format_metrics
+    from tensorlite.training.progress import format_metrics
 
-    trainer, _ = commands.train_task("xor", out=tmp_path / "run", epochs=3, progress=True)
+    trainer, _ = small_tasks.train_task("xor", out=tmp_path / "run", epochs=3, progress=True)
     assert trainer.state.epoch == 3
     assert format_metrics({"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.75, "lr": 0.1}) == \
         "train_loss 0.5000  train_acc 75.00%"
 
 
 def test_scheduler_steps_after_every_batch_when_asked() -> None:
-    x, y = data.load_iris()
-    dataset = TensorDataset(tl.tensor(data.Normalizer.fit(x, "standard")(x)), tl.tensor(y))
+    x, y = datasets.load_iris()
+    dataset = TensorDataset(tl.tensor(datasets.Normalizer.fit(x, "standard")(x)), tl.tensor(y))
     model = models.MLP(models.MLPConfig([4, 8, 3], "relu"))
     opt = optim.Adam(model.parameters(), lr=0.01)
     scheduler = optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, epochs=3, steps_per_epoch=5)  # 150 rows / 32

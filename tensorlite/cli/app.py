@@ -1,13 +1,24 @@
-"""The ``tensorlite`` command line (typer). ``tensorlite --help`` lists the commands."""
+"""The ``tensorlite`` command line (typer). ``tensorlite --help`` lists the commands.
+
+Each command hands its options to a family module (``small_tasks``, ``mnist``, ``char_lm``, ``plots``),
+imported when the command runs so that ``--help`` stays fast, and turns any error from them or the
+library into one line on stderr and exit status 2. Help texts are rich markup: a literal ``[`` is ``\\[``.
+"""
 
 from __future__ import annotations
 
+import inspect
 import platform
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
-app = typer.Typer(help="tensorlite: train, evaluate and inspect models on NumPy or CuPy.", no_args_is_help=True)
+app = typer.Typer(help="tensorlite: train, evaluate and inspect models on NumPy or CuPy.", no_args_is_help=True,
+                  rich_markup_mode="rich")
 
 
 def _blas_info() -> str:
@@ -66,11 +77,14 @@ def main() -> None:
     """tensorlite: train, evaluate and inspect models on NumPy or CuPy."""
 
 
-# -- the small tasks: train, eval, predict, plot ------------------------------------------------------
-def _fail(message: str) -> None:
-    """Print a user error without a traceback and exit with status 2."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Print an error of the user's input or of the run as one line, without a traceback, and exit with status 2."""
+    try:
+        yield
+    except (ValueError, OSError, RuntimeError) as exc:  # UsageError, CheckpointError, MNISTError are ValueErrors
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
 
 
 def _print_result(result: dict) -> None:
@@ -125,17 +139,17 @@ def _small_task_command(name: str):
         patience: int = typer.Option(None, help="stop after this many epochs without val-loss improvement"),
         progress: bool = typer.Option(True, help="show a progress bar"),
     ) -> None:
-        from tensorlite import commands
+        from tensorlite.cli import small_tasks
+        from tensorlite.training import CHECKPOINT
 
-        try:
-            trainer, _ = commands.train_task(
+        with _one_line_errors():
+            trainer, _ = small_tasks.train_task(
                 name, hidden=hidden, activation=activation, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs,
                 batch_size=batch_size, seed=seed, device=device, out=out, resume=resume, patience=patience,
                 progress=progress)
-        except (commands.UsageError, ValueError, RuntimeError) as exc:
-            _fail(str(exc))
-        typer.echo(f"checkpoint: {trainer.out_dir / 'checkpoint.safetensors'}")
-        _print_result(commands.evaluate_checkpoint(trainer.out_dir, device))
+            result = small_tasks.evaluate_checkpoint(trainer.out_dir, device)
+        typer.echo(f"checkpoint: {trainer.out_dir / CHECKPOINT}")
+        _print_result(result)
 
     command.__doc__ = SMALL_TASKS[name] + " Saves a checkpoint and log in --out and prints test metrics."
     return command
@@ -152,9 +166,9 @@ MNIST_MODELS = {
 
 def _mnist_command(kind: str):
     """The ``tensorlite train mnist-...`` command of one MNIST model."""
-    from tensorlite.mnist_commands import RECIPES
+    from tensorlite.cli.presets import MNIST_RECIPES
 
-    recipe = RECIPES[kind]
+    recipe = MNIST_RECIPES[kind]
 
     def command(
         epochs: int = typer.Option(None, help=f"epochs to train [default: {recipe.epochs}]"),
@@ -170,15 +184,14 @@ def _mnist_command(kind: str):
         resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
         progress: bool = typer.Option(True, help="show a progress bar"),
     ) -> None:
-        from tensorlite import mnist_commands
+        from tensorlite.cli import mnist
+        from tensorlite.training import CHECKPOINT
 
-        try:
-            trainer, result = mnist_commands.train_mnist(
+        with _one_line_errors():
+            trainer, result = mnist.train_mnist(
                 kind, epochs=epochs, batch_size=batch_size, lr=lr, data_dir=data_dir, device=device, out=out,
                 seed=seed, resume=resume, progress=progress, download=download)
-        except (mnist_commands.UsageError, ValueError, RuntimeError) as exc:
-            _fail(str(exc))
-        typer.echo(f"checkpoint: {trainer.out_dir / 'checkpoint.safetensors'}")
+        typer.echo(f"checkpoint: {trainer.out_dir / CHECKPOINT}")
         _print_result(result)
 
     command.__doc__ = (MNIST_MODELS[kind] + " Normalised inputs, AdamW and a one-cycle learning rate; the test set "
@@ -191,97 +204,92 @@ for _name in MNIST_MODELS:
 
 
 # -- character language models: train shakespeare, train char-lstm, sample --------------------------------
-# Options both language-model commands share; unset, they take the preset's (or the LSTM's) value.
-_BLOCK_SIZE = typer.Option(None, help="characters of context per training window")
-_BATCH_SIZE = typer.Option(None, help="windows per step")
-_MAX_ITERS = typer.Option(None, help="training iterations (counting those done before --resume)")
-_LR = typer.Option(None, help="peak learning rate (warmup, then cosine decay to a tenth of it)")
-_WARMUP_ITERS = typer.Option(None, help="iterations of linear warmup (default: 100, at most a tenth of --max-iters)")
-_DROPOUT = typer.Option(None, help="dropout probability while training")
-_EVAL_INTERVAL = typer.Option(None, help="estimate train/val loss, log and checkpoint every this many iterations")
-_EVAL_ITERS = typer.Option(None, help="batches per split for each loss estimate (default: 200)")
-_DATA = typer.Option(None, help="train on this UTF-8 text file instead of Tiny Shakespeare")
-_SEED = typer.Option(1337, help="seed for weights, batches and dropout")
+# Options by parameter name: (type, typer.Option). Unset (None), they take the preset's (or the LSTM's) value.
 _DEVICE = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)")
-_RESUME = typer.Option(False, help="continue from the latest checkpoint in --out")
-_PROGRESS = typer.Option(True, help="show a progress bar")
+CHAR_LM_OPTIONS = {
+    "block_size": (int, typer.Option(None, help="characters of context per training window")),
+    "batch_size": (int, typer.Option(None, help="windows per step")),
+    "max_iters": (int, typer.Option(None, help="training iterations (counting those done before --resume)")),
+    "lr": (float, typer.Option(None, help="peak learning rate (warmup, then cosine decay to a tenth of it)")),
+    "warmup_iters": (int, typer.Option(None, help="iterations of linear warmup (default: 100, at most a tenth of "
+                                                  "--max-iters)")),
+    "dropout": (float, typer.Option(None, help="dropout probability while training")),
+    "eval_interval": (int, typer.Option(None, help="estimate train/val loss, log and checkpoint every this many "
+                                                   "iterations")),
+    "eval_iters": (int, typer.Option(None, help="batches per split for each loss estimate (default: 200)")),
+    "data": (Path, typer.Option(None, help="train on this UTF-8 text file instead of Tiny Shakespeare")),
+    "seed": (int, typer.Option(1337, help="seed for weights, batches and dropout")),
+    "device": (str, _DEVICE),
+    "resume": (bool, typer.Option(False, help="continue from the latest checkpoint in --out")),
+    "progress": (bool, typer.Option(True, help="show a progress bar")),
+}
+GPT_OPTIONS = {
+    "preset": (str, typer.Option("cpu", help="cpu: nanoGPT's CPU run (4 layers, 128 wide, 2000 iterations); gpu: "
+                                             "its GPU run (6 layers, 384 wide, block 256, dropout 0.2, 5000 "
+                                             "iterations)")),
+    "n_layer": (int, typer.Option(None, help="transformer blocks")),
+    "n_head": (int, typer.Option(None, help="attention heads (must divide --n-embd)")),
+    "n_embd": (int, typer.Option(None, help="embedding width")),
+    "out": (Path, typer.Option(None, help="run directory for checkpoints and log (default: runs/shakespeare)")),
+}
+LSTM_OPTIONS = {
+    "n_embd": (int, typer.Option(None, help="character embedding width (default: 64)")),
+    "hidden_size": (int, typer.Option(None, help="LSTM hidden units per layer (default: 256)")),
+    "num_layers": (int, typer.Option(None, help="stacked LSTM layers (default: 2)")),
+    "out": (Path, typer.Option(None, help="run directory for checkpoints and log (default: runs/char-lstm)")),
+}
 
 
-def _train_char_lm(model_type: str, out: Path | None, progress: bool, **options) -> None:
-    """Train, then print the final val loss and a 500-character sample."""
-    import tensorlite as tl
-    from tensorlite import lm_training
-
-    try:
-        trainer, tokenizer = lm_training.train_char_lm(model_type, out=out, progress=progress, **options)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        _fail(str(exc))
-    if trainer.interrupted:
-        return
-    final = trainer.history[-1]
-    typer.echo(f"checkpoints: {trainer.out_dir / lm_training.CHECKPOINT} (latest), "
-               f"{trainer.out_dir / lm_training.BEST} (best val loss {trainer.best_val_loss:.4f})")
-    typer.echo(f"final val loss {final['val_loss']:.4f} (train {final['train_loss']:.4f}) at iteration "
-               f"{final['iter']}, over {trainer.config.eval_iters} batches per split")
-    typer.echo("sample:")
-    tl.manual_seed(trainer.config.seed)
-    prompt = lm_training.default_prompt(tokenizer)
-    _stream(prompt, lm_training.sample_chars(trainer.model.eval(), tokenizer, prompt, 500))
+def _with_options(function: Callable[..., None], options: dict[str, tuple[type, Any]]) -> Callable[..., None]:
+    """``function(**values)`` with a signature that declares ``options`` to typer, in the table's order."""
+    function.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+        for name, (annotation, option) in options.items()])
+    return function
 
 
-def _stream(prompt: str, chars) -> None:
+def _char_lm_command(model_type: str, model_options: dict[str, tuple[type, Any]], doc: str) -> Callable[..., None]:
+    """The ``tensorlite train`` command of one character model: train, then print the final val loss and a sample."""
+
+    def command(**options: Any) -> None:
+        import tensorlite as tl
+        from tensorlite.cli import char_lm
+        from tensorlite.training import BEST, CHECKPOINT
+
+        options["learning_rate"] = options.pop("lr")
+        with _one_line_errors():
+            trainer, tokenizer = char_lm.train_char_lm(model_type, **options)
+        if trainer.interrupted:
+            return
+        final = trainer.history[-1]
+        typer.echo(f"checkpoints: {trainer.out_dir / CHECKPOINT} (latest), "
+                   f"{trainer.out_dir / BEST} (best val loss {trainer.best_val_loss:.4f})")
+        typer.echo(f"final val loss {final['val_loss']:.4f} (train {final['train_loss']:.4f}) at iteration "
+                   f"{final['iter']}, over {trainer.config.eval_iters} batches per split")
+        typer.echo("sample:")
+        tl.manual_seed(trainer.config.seed)
+        prompt = char_lm.default_prompt(tokenizer)
+        _stream(prompt, char_lm.sample_chars(trainer.model.eval(), tokenizer, prompt, 500))
+
+    command.__doc__ = doc + ("\n\nLogs train/val loss to --out/log.jsonl, keeps the latest and the best checkpoint, "
+                             "and prints the final val loss and a sample.")
+    return _with_options(command, {**model_options, **CHAR_LM_OPTIONS})
+
+
+train_app.command("shakespeare")(_char_lm_command(
+    "gpt", GPT_OPTIONS, "A character-level GPT on Tiny Shakespeare (nanoGPT's shakespeare_char), or on --data FILE. "
+    "Options given override the preset."))
+train_app.command("char-lstm")(_char_lm_command(
+    "lstm", LSTM_OPTIONS, "A character-level LSTM on Tiny Shakespeare, or on --data FILE."))
+
+
+def _stream(prompt: str, chars: Iterator[str]) -> None:
     """Write the prompt, then each character as soon as it is sampled."""
-    import sys
-
     sys.stdout.write(prompt)
     for char in chars:
         sys.stdout.write(char)
         sys.stdout.flush()
     sys.stdout.write("\n")
-
-
-@train_app.command("shakespeare")
-def train_shakespeare(
-    preset: str = typer.Option("cpu", help="cpu: nanoGPT's CPU run (4 layers, 128 wide, 2000 iterations); gpu: its "
-                                           "GPU run (6 layers, 384 wide, block 256, dropout 0.2, 5000 iterations)"),
-    n_layer: int = typer.Option(None, help="transformer blocks"),
-    n_head: int = typer.Option(None, help="attention heads (must divide --n-embd)"),
-    n_embd: int = typer.Option(None, help="embedding width"),
-    block_size: int = _BLOCK_SIZE, batch_size: int = _BATCH_SIZE, max_iters: int = _MAX_ITERS, lr: float = _LR,
-    warmup_iters: int = _WARMUP_ITERS, dropout: float = _DROPOUT, eval_interval: int = _EVAL_INTERVAL,
-    eval_iters: int = _EVAL_ITERS, data: Path = _DATA, seed: int = _SEED, device: str = _DEVICE,
-    out: Path = typer.Option(None, help="run directory for checkpoints and log (default: runs/shakespeare)"),
-    resume: bool = _RESUME, progress: bool = _PROGRESS,
-) -> None:
-    """A character-level GPT on Tiny Shakespeare (nanoGPT's shakespeare_char), or on --data FILE.
-
-    Logs train/val loss to --out/log.jsonl, keeps the latest and the best checkpoint, and prints the
-    final val loss and a sample. Options given override the preset."""
-    _train_char_lm("gpt", out, progress, preset=preset, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-                   block_size=block_size, batch_size=batch_size, max_iters=max_iters, learning_rate=lr,
-                   warmup_iters=warmup_iters, dropout=dropout, eval_interval=eval_interval, eval_iters=eval_iters,
-                   data=data, seed=seed, device=device, resume=resume)
-
-
-@train_app.command("char-lstm")
-def train_char_lstm(
-    n_embd: int = typer.Option(None, help="character embedding width (default: 64)"),
-    hidden_size: int = typer.Option(None, help="LSTM hidden units per layer (default: 256)"),
-    num_layers: int = typer.Option(None, help="stacked LSTM layers (default: 2)"),
-    block_size: int = _BLOCK_SIZE, batch_size: int = _BATCH_SIZE, max_iters: int = _MAX_ITERS, lr: float = _LR,
-    warmup_iters: int = _WARMUP_ITERS, dropout: float = _DROPOUT, eval_interval: int = _EVAL_INTERVAL,
-    eval_iters: int = _EVAL_ITERS, data: Path = _DATA, seed: int = _SEED, device: str = _DEVICE,
-    out: Path = typer.Option(None, help="run directory for checkpoints and log (default: runs/char-lstm)"),
-    resume: bool = _RESUME, progress: bool = _PROGRESS,
-) -> None:
-    """A character-level LSTM on Tiny Shakespeare, or on --data FILE.
-
-    Logs train/val loss to --out/log.jsonl, keeps the latest and the best checkpoint, and prints the
-    final val loss and a sample."""
-    _train_char_lm("lstm", out, progress, n_embd=n_embd, hidden_size=hidden_size, num_layers=num_layers,
-                   block_size=block_size, batch_size=batch_size, max_iters=max_iters, learning_rate=lr,
-                   warmup_iters=warmup_iters, dropout=dropout, eval_interval=eval_interval, eval_iters=eval_iters,
-                   data=data, seed=seed, device=device, resume=resume)
 
 
 @app.command()
@@ -298,14 +306,12 @@ def sample(
 ) -> None:
     """Stream text from a character language model (`tensorlite train shakespeare` or `char-lstm`)."""
     import tensorlite as tl
-    from tensorlite import lm_training
+    from tensorlite.cli import char_lm
 
-    try:
-        model, tokenizer, _ = lm_training.load_char_lm(checkpoint, device)
-        prompt = lm_training.default_prompt(tokenizer) if prompt is None else prompt
-        chars = lm_training.sample_chars(model, tokenizer, prompt, max_new_tokens, temperature, top_k, cache)
-    except (ValueError, RuntimeError) as exc:
-        _fail(str(exc))
+    with _one_line_errors():
+        model, tokenizer, _ = char_lm.load_char_lm(checkpoint, device)
+        prompt = char_lm.default_prompt(tokenizer) if prompt is None else prompt
+        chars = char_lm.sample_chars(model, tokenizer, prompt, max_new_tokens, temperature, top_k, cache)
     tl.manual_seed(seed)
     _stream(prompt, chars)
 
@@ -317,15 +323,17 @@ def evaluate(
     data_dir: Path = typer.Option(None, help="MNIST models: the directory holding the MNIST files"),
 ) -> None:
     """Test loss, accuracy and (for classifiers) the confusion matrix of a checkpoint."""
-    from tensorlite import commands, mnist_commands
+    import tensorlite as tl
+    from tensorlite.cli import mnist, small_tasks
+    from tensorlite.training import run_dir
 
-    try:
-        if mnist_commands.is_mnist_checkpoint(checkpoint):
-            _print_result(mnist_commands.evaluate_checkpoint(checkpoint, device, data_dir))
-        else:
-            _print_result(commands.evaluate_checkpoint(checkpoint, device))
-    except (commands.UsageError, ValueError) as exc:
-        _fail(str(exc))
+    evaluators = {small_tasks.TASK_KIND: lambda: small_tasks.evaluate_checkpoint(checkpoint, device),
+                  **{kind: lambda: mnist.evaluate_checkpoint(checkpoint, device, data_dir)
+                     for kind in run_dir.MNIST_MODELS}}
+    with _one_line_errors():
+        path = run_dir.resolve_checkpoint(checkpoint)
+        result = evaluators[run_dir.check_kind(path, tl.load_metadata(path), evaluators)]()
+    _print_result(result)
 
 
 @app.command()
@@ -336,54 +344,65 @@ def predict(
     device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto"),
 ) -> None:
     """Predict for one row given on the command line, or for each row of a CSV file; for an MNIST model,
-    the digit in each image file (needs Pillow: pip install "tensorlite[image]")."""
+    the digit in each image file (needs Pillow: pip install "tensorlite\\[image]")."""
+    import tensorlite as tl
+    from tensorlite.training import run_dir
+
+    with _one_line_errors():
+        path = run_dir.resolve_checkpoint(checkpoint)
+        if tl.load_metadata(path).get("kind") in run_dir.MNIST_MODELS:
+            _predict_digits(path, inputs, csv, device)
+        else:
+            _predict_rows(path, inputs, csv, device)
+
+
+def _predict_rows(checkpoint: Path, inputs: list[str] | None, csv: Path | None, device: str | None) -> None:
+    """``tensorlite predict`` for a small task: the class (and its score) or the value of each row."""
     import numpy as np
 
-    from tensorlite import commands, mnist_commands
+    import tensorlite as tl
+    from tensorlite.cli import small_tasks
+    from tensorlite.cli.options import UsageError
 
-    try:
-        if mnist_commands.is_mnist_checkpoint(checkpoint):
-            _predict_digits(checkpoint, inputs, csv, device)
-            return
-        if csv is not None:
-            if not csv.exists():
-                raise commands.UsageError(f"no such CSV file: {csv}")
-            rows = np.loadtxt(csv, delimiter=",", ndmin=2, dtype=np.float32)
-        elif inputs:
-            try:
-                rows = np.array([[float(value) for value in inputs]], dtype=np.float32)
-            except ValueError:
-                raise commands.UsageError(f"inputs must be numbers, got {' '.join(inputs)}") from None
-        else:
-            raise commands.UsageError("give an input row (e.g. `tensorlite predict CKPT 0 1`) or --csv FILE")
-        outputs, meta = commands.predict(checkpoint, rows, device)
-    except (commands.UsageError, ValueError) as exc:
-        _fail(str(exc))
-    classes = meta.get("classes")
-    for row, out in zip(rows, outputs):
+    if csv is not None:
+        if not csv.exists():
+            raise UsageError(f"no such CSV file: {csv}")
+        rows = np.loadtxt(csv, delimiter=",", ndmin=2, dtype=np.float32)
+    elif inputs:
+        try:
+            rows = np.array([[float(value) for value in inputs]], dtype=np.float32)
+        except ValueError:
+            raise UsageError(f"inputs must be numbers, got {' '.join(inputs)}") from None
+    else:
+        raise UsageError("give an input row (e.g. `tensorlite predict CKPT 0 1`) or --csv FILE")
+    outputs, meta = small_tasks.predict(checkpoint, rows, device)
+    classes, loss = meta.get("classes"), meta["loss"]
+    predicted = small_tasks.predict_classes(loss, tl.tensor(outputs)).numpy() if classes else None
+    scores = small_tasks.output_score(loss, tl.tensor(outputs)).numpy()
+    for i, row in enumerate(rows):
         shown = ", ".join(f"{v:g}" for v in row)
-        if classes and meta["loss"] == "ce":
-            typer.echo(f"[{shown}] -> {classes[int(out.argmax())]}  (logits {np.round(out, 3).tolist()})")
+        if classes and loss == "ce":
+            typer.echo(f"[{shown}] -> {classes[predicted[i]]}  (logits {np.round(outputs[i], 3).tolist()})")
         elif classes:
-            probability = float(out[0]) if meta["loss"] == "mse" else float(1 / (1 + np.exp(-out[0])))
-            typer.echo(f"[{shown}] -> {classes[int(probability > 0.5)]}  (p={probability:.3f})")
+            typer.echo(f"[{shown}] -> {classes[predicted[i]]}  (p={scores[i]:.3f})")
         else:
-            typer.echo(f"[{shown}] -> {float(out[0]):.4f}")
+            typer.echo(f"[{shown}] -> {scores[i]:.4f}")
 
 
 def _predict_digits(checkpoint: Path, images: list[str] | None, csv: Path | None, device: str | None) -> None:
     """``tensorlite predict`` for an MNIST checkpoint: the digit in each image, with the likeliest three."""
-    from tensorlite import mnist_commands
+    from tensorlite.cli import mnist
+    from tensorlite.cli.options import UsageError
 
     if csv is not None or not images:
-        raise mnist_commands.UsageError("an MNIST model classifies image files: tensorlite predict CKPT digit.png ...")
-    for image, probabilities in zip(images, mnist_commands.predict_images(checkpoint, images, device)):
+        raise UsageError("an MNIST model classifies image files: tensorlite predict CKPT digit.png ...")
+    for image, probabilities in zip(images, mnist.predict_images(checkpoint, images, device)):
         top = probabilities.argsort()[::-1][:3]
         others = ", ".join(f"{digit}: {probabilities[digit]:.3f}" for digit in top[1:])
         typer.echo(f"{image} -> {top[0]}  (p={probabilities[top[0]]:.3f}; then {others})")
 
 
-plot_app = typer.Typer(help="Plots to PNG (needs matplotlib: pip install \"tensorlite[plot]\").",
+plot_app = typer.Typer(help="Plots to PNG (needs matplotlib: pip install \"tensorlite\\[plot]\").",
                        no_args_is_help=True)
 app.add_typer(plot_app, name="plot")
 
@@ -394,12 +413,10 @@ def plot_loss(
     out: Path = typer.Option(None, help="PNG to write (default: RUN_DIR/loss.png)"),
 ) -> None:
     """Training and validation loss (and accuracy) per epoch."""
-    from tensorlite import plots
+    from tensorlite.cli import plots
 
-    try:
+    with _one_line_errors():
         path = plots.plot_loss(run_dir, out)
-    except (plots.PlotError, ValueError) as exc:
-        _fail(str(exc))
     typer.echo(f"wrote {path}")
 
 
@@ -409,10 +426,8 @@ def plot_boundary(
     out: Path = typer.Option(None, help="PNG to write (default: boundary.png beside the checkpoint)"),
 ) -> None:
     """The decision boundary of a 2-D model over its training points."""
-    from tensorlite import commands, plots
+    from tensorlite.cli import plots
 
-    try:
+    with _one_line_errors():
         path = plots.plot_boundary(checkpoint, out)
-    except (plots.PlotError, commands.UsageError, ValueError) as exc:
-        _fail(str(exc))
     typer.echo(f"wrote {path}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import tensorlite as tl
+from tensorlite.cli import small_tasks
+from tensorlite.datasets import Normalizer
+from tensorlite.training import read_log
 
 
 class PlotError(RuntimeError):
@@ -27,13 +29,10 @@ def _pyplot() -> Any:
 
 
 def plot_loss(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Loss (and accuracy, if logged) per epoch from ``run_dir/log.jsonl``."""
-    log = Path(run_dir) / "log.jsonl"
-    if not log.exists():
-        raise PlotError(f"no training log at {log}")
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    """Loss (and accuracy, if logged) per epoch from the run directory's log."""
+    records = read_log(run_dir)
     if not records:
-        raise PlotError(f"{log} is empty")
+        raise PlotError(f"the training log in {run_dir} is empty")
     plt = _pyplot()
     has_accuracy = "train_accuracy" in records[0]
     fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(11 if has_accuracy else 6, 4), squeeze=False)
@@ -58,28 +57,18 @@ def plot_loss(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 def plot_boundary(checkpoint: str | Path, out: str | Path | None = None, resolution: int = 200) -> Path:
     """Model output over a grid covering the training points, the 0.5 contour, and the points."""
-    from tensorlite import commands, tasks
-    from tensorlite.data import Normalizer
-
-    model, meta = commands.load_task_checkpoint(checkpoint)
+    model, meta = small_tasks.load_task_checkpoint(checkpoint)
     if meta["model_config"]["sizes"][0] != 2:
         raise PlotError(f"plot boundary: the {meta['task']} model takes {meta['model_config']['sizes'][0]} "
                         "inputs; decision boundaries are drawn for 2-input models only")
-    x, y = tasks.get_task(meta["task"]).splits(meta["seed"])["train"]
+    x, y = small_tasks.get_task(meta["task"]).splits(meta["seed"])["train"]
     normalizer = Normalizer(**meta["normalizer"])
     margin = 0.25 * (x.max(axis=0) - x.min(axis=0)) + 0.1
     lo, hi = x.min(axis=0) - margin, x.max(axis=0) + margin
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
     with tl.no_grad():
-        outputs = model(tl.tensor(normalizer(grid))).numpy()
-    if meta["loss"] == "ce":
-        exp = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-        value = (exp / exp.sum(axis=1, keepdims=True))[:, -1]
-    elif meta["loss"] == "bce":
-        value = 1 / (1 + np.exp(-outputs[:, 0]))
-    else:
-        value = outputs[:, 0]
+        value = small_tasks.output_score(meta["loss"], model(tl.tensor(normalizer(grid)))).numpy()
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     mesh = ax.contourf(gx, gy, value.reshape(gx.shape), levels=20, cmap="RdBu_r", alpha=0.8)

@@ -1,4 +1,4 @@
-"""One training loop for every model: batches, metrics, evaluation, JSONL logs, checkpoints.
+"""The training loop: epochs over a dataset, metrics, evaluation, JSONL log, checkpoints, resume.
 
 ``Trainer.fit`` runs epochs over a dataset with a progress bar (loss, accuracy, throughput),
 evaluates on a validation set after each epoch, appends one JSON line per epoch to
@@ -8,13 +8,14 @@ back to the last completed epoch, saves, and returns cleanly. Each epoch's shuff
 random state are derived from ``(seed, epoch)``, so a run resumed from epoch k ends bit for bit
 where an uninterrupted run does. The scheduler steps once per epoch, or once per optimizer step with
 ``scheduler_step="batch"`` (for OneCycleLR and warmup schedules).
+
+Language models train by iterations over random windows instead: ``lm_trainer.LMTrainer`` is that
+variant (see its docstring for why it is a second, thin loop rather than options of this one).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,36 +27,9 @@ import numpy as np
 import tensorlite as tl
 from tensorlite.nn import Module
 from tensorlite.tensor import Tensor
+from tensorlite.training import run_dir
+from tensorlite.training.metrics import AccuracyFn
 from tensorlite.utils.data import DataLoader, Dataset
-
-CHECKPOINT = "checkpoint.safetensors"
-LOG = "log.jsonl"
-
-# (outputs, targets) -> number of correct predictions in the batch (a 0-d tensor or a number)
-AccuracyFn = Callable[[Tensor, Tensor], Any]
-
-
-def argmax_accuracy(outputs: Tensor, targets: Tensor) -> Tensor:
-    """Correct class predictions for (N, C) logits and (N,) class indices."""
-    return (outputs.argmax(dim=1) == targets).sum()
-
-
-def threshold_accuracy(threshold: float) -> AccuracyFn:
-    """Correct binary predictions: output above ``threshold`` (0.5 for probabilities, 0 for logits)."""
-
-    def accuracy(outputs: Tensor, targets: Tensor) -> Tensor:
-        return ((outputs > threshold) == (targets.reshape(outputs.shape) > 0.5)).sum()
-
-    return accuracy
-
-
-def tolerance_accuracy(tolerance: float) -> AccuracyFn:
-    """Regression outputs within ``tolerance`` of the target count as correct."""
-
-    def accuracy(outputs: Tensor, targets: Tensor) -> Tensor:
-        return ((outputs - targets.reshape(outputs.shape)).abs() <= tolerance).sum()
-
-    return accuracy
 
 
 def _copy_tree(value: Any) -> Any:
@@ -145,9 +119,9 @@ class Trainer:
             resume: bool = False) -> list[dict]:
         """Train until ``epochs`` (counting epochs done before a resume); returns the history."""
         if resume:
-            self.load_checkpoint(self._path(CHECKPOINT))
-        log = self._open_log()
-        from tensorlite.progress import TrainingProgress
+            self.load_checkpoint(self._path(run_dir.CHECKPOINT))
+        log = run_dir.open_log(self.out_dir, self.state.history)
+        from tensorlite.training.progress import TrainingProgress  # rich: loaded only when a loop runs
 
         start_epoch, last_save = self.state.epoch, time.monotonic()
         completed = _copy_tree(self._weights())  # as of the last completed epoch: what Ctrl-C saves
@@ -156,7 +130,7 @@ class Trainer:
                 for epoch in range(start_epoch + 1, epochs + 1):
                     record = self._epoch(epoch, train_set, val_set, bar)
                     completed = _copy_tree(self._weights())
-                    log.write(json.dumps(record) + "\n")
+                    run_dir.append_record(log, record)
                     bar.epoch_done(record)
                     if time.monotonic() - last_save > self.checkpoint_seconds:
                         self.save_checkpoint()
@@ -168,20 +142,10 @@ class Trainer:
                 self._load_weights(completed)  # drop the interrupted epoch's partial updates
                 self.save_checkpoint()
                 bar.note(f"interrupted at epoch {self.state.epoch}: checkpoint saved"
-                         + (f" in {self.out_dir}; resume with --resume" if self.out_dir else ""))
+                         + (f" in {self.out_dir}; continue with resume=True" if self.out_dir else ""))
                 return self.state.history
         self.save_checkpoint()
         return self.state.history
-
-    def _open_log(self) -> Any:
-        """The JSONL log, rewritten from the (checkpointed) history so it never runs ahead of it."""
-        if self.out_dir is None:
-            return open(os.devnull, "w")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        log = self._path(LOG).open("w")
-        for record in self.state.history:
-            log.write(json.dumps(record) + "\n")
-        return log
 
     def _epoch(self, epoch: int, train_set: Dataset, val_set: Dataset | None, bar: Any) -> dict:
         tl.manual_seed(self.seed * 100_003 + epoch)  # dropout masks etc. depend only on (seed, epoch)
@@ -218,33 +182,22 @@ class Trainer:
         """Write model, optimizer, scheduler and progress atomically (default: ``out_dir``)."""
         if path is None and self.out_dir is None:
             return None
-        path = Path(path) if path is not None else self._path(CHECKPOINT)
-        state = {
-            **self._weights(),
-            "train_state": {"epoch": self.state.epoch, "history": self.state.history,
-                            "best_val_loss": self.state.best_val_loss if math.isfinite(self.state.best_val_loss)
-                            else None,
-                            "epochs_without_improvement": self.state.epochs_without_improvement},
-        }
-        tl.save(state, path, metadata=self.metadata)
-        return path
+        path = Path(path) if path is not None else self._path(run_dir.CHECKPOINT)
+        best = self.state.best_val_loss
+        train_state = {"epoch": self.state.epoch, "history": self.state.history,
+                       "best_val_loss": best if math.isfinite(best) else None,
+                       "epochs_without_improvement": self.state.epochs_without_improvement}
+        return run_dir.save_checkpoint(path, self.model, self.optimizer, self.scheduler, train_state, self.metadata)
 
     def _weights(self) -> dict:
-        """The model's, optimizer's and scheduler's state dicts (live tensors, not copies)."""
-        return {"model": dict(self.model.state_dict()), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
+        return run_dir.training_state(self.model, self.optimizer, self.scheduler)
 
     def _load_weights(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        run_dir.restore_training_state(state, self.model, self.optimizer, self.scheduler)
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything ``save_checkpoint`` wrote, onto the model's device."""
-        state = tl.load(path)
-        self._load_weights(state)
-        saved = state["train_state"]
+        saved = run_dir.load_checkpoint(path, self.model, self.optimizer, self.scheduler)
         best = saved.get("best_val_loss")
         self.state = TrainState(saved["epoch"], list(saved["history"]), math.inf if best is None else best,
                                 saved["epochs_without_improvement"])

@@ -1,4 +1,4 @@
-"""What ``tensorlite train mnist-mlp|mnist-cnn``, ``eval`` and ``predict`` do for MNIST, callable from Python.
+"""MNIST: what ``tensorlite train mnist-mlp|mnist-cnn``, ``eval`` and ``predict`` do for it, callable from Python.
 
 Training follows one recipe per model: inputs normalised with the training set's mean and std,
 AdamW with decoupled weight decay, and a one-cycle learning rate (warm up to ``lr``, then anneal)
@@ -8,7 +8,7 @@ stepped after every batch. The test set is evaluated after each epoch and at the
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,56 +16,25 @@ import numpy as np
 
 import tensorlite as tl
 from tensorlite import nn, optim
-from tensorlite.commands import UsageError, checkpoint_metadata, confusion_matrix
-from tensorlite.data.mnist import MNIST, NORMALIZE, SIZE
-from tensorlite.data.transforms import Normalize
-from tensorlite.models import MNISTCNN, MNISTMLP, MNISTCNNConfig, MNISTMLPConfig
-from tensorlite.training import CHECKPOINT, Trainer, argmax_accuracy
+from tensorlite.cli.options import UsageError, check_choice, check_learning_rate, check_positive, checkpoint_to_resume
+from tensorlite.cli.presets import MNIST_RECIPES, Recipe
+from tensorlite.datasets.mnist import MNIST, NORMALIZE, SIZE
+from tensorlite.datasets.transforms import Normalize
+from tensorlite.training import Trainer, argmax_accuracy, confusion_matrix, run_dir
+from tensorlite.training.run_dir import MNIST_MODELS
 from tensorlite.utils.data import DataLoader, TensorDataset
-
-MODELS = {"mnist-mlp": (MNISTMLP, MNISTMLPConfig), "mnist-cnn": (MNISTCNN, MNISTCNNConfig)}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How a model is trained; kept in its checkpoint so that ``--resume`` continues the same schedule."""
-
-    epochs: int
-    batch_size: int
-    lr: float  # the one-cycle schedule's peak rate
-    weight_decay: float
-    dropout: float
-
-
-RECIPES = {
-    "mnist-mlp": Recipe(epochs=5, batch_size=128, lr=5e-3, weight_decay=1e-2, dropout=0.0),
-    "mnist-cnn": Recipe(epochs=3, batch_size=128, lr=3e-3, weight_decay=1e-2, dropout=0.0),
-}
-
-
-def is_mnist_checkpoint(path: str | Path) -> bool:
-    """Whether the checkpoint at ``path`` (a file or run directory) holds one of ``MODELS``."""
-    return checkpoint_metadata(path)[1].get("kind") in MODELS
 
 
 def _recipe(kind: str, out_dir: Path, resume: bool, **chosen: Any) -> Recipe:
     """The model's recipe (the checkpoint's when resuming) with the options given on top of it."""
-    recipe = RECIPES[kind]
-    if resume:
-        if not (out_dir / CHECKPOINT).exists():
-            raise UsageError(f"--resume: no checkpoint to resume from at {out_dir / CHECKPOINT}")
-        path, metadata = checkpoint_metadata(out_dir)
-        if metadata.get("kind") != kind:
-            raise UsageError(f"--resume: {path} holds a {metadata.get('kind', 'unknown')!r} checkpoint, not {kind}")
-        recipe = Recipe(**metadata["recipe"])
+    recipe = Recipe(**checkpoint_to_resume(out_dir, kind)["recipe"]) if resume else MNIST_RECIPES[kind]
     updated = replace(recipe, **{key: value for key, value in chosen.items() if value is not None})
     if resume and updated != recipe:
         raise UsageError(f"--resume: the run in {out_dir} trains with --epochs {recipe.epochs} --batch-size "
                          f"{recipe.batch_size} --lr {recipe.lr}; its one-cycle schedule cannot change midway")
-    if updated.epochs <= 0 or updated.batch_size <= 0:
-        raise UsageError(f"--epochs and --batch-size must be positive, got {updated.epochs} and {updated.batch_size}")
-    if not (updated.lr > 0 and math.isfinite(updated.lr)):
-        raise UsageError(f"--lr: the learning rate must be positive, got {updated.lr}")
+    check_positive("--epochs", updated.epochs)
+    check_positive("--batch-size", updated.batch_size)
+    check_learning_rate(updated.lr)
     return updated
 
 
@@ -73,10 +42,9 @@ def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None 
                 data_dir: str | Path | None = None, device: str | None = None, out: str | Path | None = None,
                 seed: int = 0, resume: bool = False, progress: bool = True,
                 download: bool = False) -> tuple[Trainer, dict]:
-    """Train ``kind`` ("mnist-mlp" or "mnist-cnn") with its recipe (``RECIPES``, overridden by the
+    """Train ``kind`` ("mnist-mlp" or "mnist-cnn") with its recipe (``MNIST_RECIPES``, overridden by the
     arguments given); returns the trainer and the test metrics of ``evaluate``."""
-    if kind not in MODELS:
-        raise UsageError(f"unknown MNIST model {kind!r}: expected one of {', '.join(MODELS)}")
+    check_choice("kind", "MNIST model", kind, MNIST_MODELS)
     out_dir = Path(out) if out is not None else Path("runs") / kind
     recipe = _recipe(kind, out_dir, resume, epochs=epochs, batch_size=batch_size, lr=lr)
     train_set = MNIST(data_dir, train=True, download=download)
@@ -84,7 +52,7 @@ def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None 
 
     tl.manual_seed(seed)
     target = tl.device(device)
-    model_class, config_class = MODELS[kind]
+    model_class, config_class = MNIST_MODELS[kind]
     config = config_class(dropout=recipe.dropout)
     model = model_class(config).to(target)
     optimizer = optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -117,15 +85,7 @@ def evaluate(model: nn.Module, dataset: TensorDataset, name: str, batch_size: in
 
 def load_checkpoint(path: str | Path, device: str | None = None) -> tuple[nn.Module, dict]:
     """The model (in eval mode, on ``device``) and metadata of a checkpoint written by ``train_mnist``."""
-    path, metadata = checkpoint_metadata(path)
-    kind = metadata.get("kind")
-    if kind not in MODELS:
-        raise UsageError(f"{path} holds a {kind or 'unknown'!r} checkpoint, not an MNIST model "
-                         f"({', '.join(MODELS)})")
-    model_class, config_class = MODELS[kind]
-    model = model_class(config_class(**metadata["model_config"]))
-    model.load_state_dict(tl.load(path)["model"])
-    return model.to(tl.device(device)).eval(), metadata
+    return run_dir.load_model(path, device, kinds=MNIST_MODELS)
 
 
 def evaluate_checkpoint(path: str | Path, device: str | None = None, data_dir: str | Path | None = None,

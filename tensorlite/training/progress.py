@@ -1,4 +1,4 @@
-"""Progress bars for long work (rich, which typer brings): epochs, batches, throughput, ETA."""
+"""Progress bars for training loops (rich): epochs, batches or iterations, throughput, ETA, latest metrics."""
 
 from __future__ import annotations
 
@@ -47,25 +47,33 @@ def metrics_progress(console: Console, enabled: bool) -> Progress:
     )
 
 
-class TrainingProgress:
-    """An epoch bar with the latest metrics, plus a batch bar (samples/s) while an epoch runs."""
+class _Bars:
+    """A ``metrics_progress`` on stderr, shown while the ``with`` block runs; ``note`` prints above it."""
 
-    def __init__(self, epochs: int, start_epoch: int, samples_per_epoch: int, enabled: bool = True,
-                 console: Console | None = None) -> None:
-        self.enabled = enabled
-        self.console = console or Console(stderr=True)
-        self.samples_per_epoch = samples_per_epoch
-        self.progress = metrics_progress(self.console, enabled)
-        self.epoch_task = self.progress.add_task("epoch", total=epochs, completed=start_epoch, metrics="",
-                                                unit="epochs")
-        self.batch_task = None
+    def __init__(self, enabled: bool, console: Console | None) -> None:
+        self.progress = metrics_progress(console or Console(stderr=True), enabled)
 
-    def __enter__(self) -> TrainingProgress:
+    def __enter__(self) -> _Bars:
         self.progress.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text)
+
+
+class TrainingProgress(_Bars):
+    """An epoch bar with the latest metrics, plus a batch bar (samples/s) while an epoch runs."""
+
+    def __init__(self, epochs: int, start_epoch: int, samples_per_epoch: int, enabled: bool = True,
+                 console: Console | None = None) -> None:
+        super().__init__(enabled, console)
+        self.samples_per_epoch = samples_per_epoch
+        self.epoch_task = self.progress.add_task("epoch", total=epochs, completed=start_epoch, metrics="",
+                                                unit="epochs")
+        self.batch_task = None
 
     def batch_done(self, n: int) -> None:
         if self.batch_task is None:
@@ -77,28 +85,14 @@ class TrainingProgress:
         if self.batch_task is not None:
             self.progress.reset(self.batch_task)
         self.progress.update(self.epoch_task, advance=1, metrics=format_metrics(record))
-        self.last = record
-
-    def note(self, text: str) -> None:
-        self.progress.console.print(text)
 
 
-class IterationProgress:
+class IterationProgress(_Bars):
     """One bar over training iterations: iteration, the latest loss, iterations/s, elapsed time and ETA."""
 
     def __init__(self, max_iters: int, start_iter: int, enabled: bool = True, console: Console | None = None) -> None:
-        self.progress = metrics_progress(console or Console(stderr=True), enabled)
+        super().__init__(enabled, console)
         self.task = self.progress.add_task("iter", total=max_iters, completed=start_iter, metrics="", unit="it")
-
-    def __enter__(self) -> IterationProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.stop()
 
     def step(self, loss: float) -> None:
         self.progress.update(self.task, advance=1, metrics=f"loss {loss:.4f}")
-
-    def note(self, text: str) -> None:
-        self.progress.console.print(text)

@@ -28,7 +28,7 @@ from urllib.request import urlopen
 import numpy as np
 
 import tensorlite as tl
-from tensorlite.data.transforms import Normalize
+from tensorlite.datasets.transforms import Normalize
 from tensorlite.utils.data import Dataset, TensorDataset
 
 # File name -> SHA-256 of its decompressed content.

@@ -1,0 +1,141 @@
+"""Character language models (GPT, CharLSTM): what ``tensorlite train shakespeare|char-lstm`` and ``sample``
+do, callable from Python too: options and presets to an ``LMTrainer`` run, loading, and streaming samples."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import tensorlite as tl
+from tensorlite.cli.options import (
+    UsageError,
+    check_choice,
+    check_learning_rate,
+    check_positive,
+    checkpoint_to_resume,
+    option_name,
+)
+from tensorlite.cli.presets import GPT_PRESETS, LSTM_DEFAULTS
+from tensorlite.datasets.text import CharTokenizer, TextData, load_shakespeare
+from tensorlite.nn import Module
+from tensorlite.tensor import Tensor
+from tensorlite.training import LMTrainConfig, LMTrainer, run_dir
+from tensorlite.training.run_dir import CHECKPOINT, LANGUAGE_MODELS
+
+KIND = "char-lm"
+POSITIVE_SETTINGS = ("n_layer", "n_head", "n_embd", "hidden_size", "num_layers", "block_size", "batch_size",
+                     "max_iters", "eval_interval", "eval_iters")
+
+
+# -- from options to a run -------------------------------------------------------------------------------
+def resolve_settings(model_type: str, preset: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """Preset (or the model's defaults) overridden by the options that are not None, checked."""
+    check_choice("model_type", "language model type", model_type, LANGUAGE_MODELS)
+    if model_type == "gpt":
+        preset = preset or "cpu"
+        check_choice("--preset", "preset", preset, GPT_PRESETS)
+        settings = dict(GPT_PRESETS[preset])
+    else:
+        settings = dict(LSTM_DEFAULTS)
+    settings.update({key: value for key, value in options.items() if value is not None})
+    if options.get("warmup_iters") is None:  # a shortened run warms up for at most a tenth of it
+        settings["warmup_iters"] = min(LMTrainConfig.warmup_iters, settings["max_iters"] // 10)
+    if options.get("min_lr") is None:  # the decay ends at a tenth of the peak rate, as nanoGPT advises
+        settings["min_lr"] = settings.get("learning_rate", LMTrainConfig.learning_rate) / 10
+    _check_settings(model_type, settings)
+    return settings
+
+
+def _check_settings(model_type: str, settings: dict[str, Any]) -> None:
+    for key in POSITIVE_SETTINGS:
+        if key in settings:
+            check_positive(option_name(key), settings[key])
+    if model_type == "gpt" and settings["n_embd"] % settings["n_head"]:
+        raise UsageError(f"--n-embd ({settings['n_embd']}) must be divisible by --n-head ({settings['n_head']}): "
+                         "each attention head gets n_embd / n_head channels")
+    if not 0.0 <= settings.get("dropout", 0.0) < 1.0:
+        raise UsageError(f"--dropout must be in [0, 1), got {settings['dropout']}")
+    lr = settings.get("learning_rate", LMTrainConfig.learning_rate)
+    check_learning_rate(lr)
+    if not 0 <= settings["min_lr"] <= lr:
+        raise UsageError(f"--min-lr must be between 0 and --lr ({lr}), got {settings['min_lr']}")
+    warmup, max_iters = settings["warmup_iters"], settings["max_iters"]
+    if not 0 <= warmup < max_iters:
+        raise UsageError(f"--warmup-iters ({warmup}) must be at least 0 and less than --max-iters ({max_iters})")
+
+
+def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Path | None = None,
+                  device: str | None = None, out: str | Path | None = None, resume: bool = False,
+                  progress: bool = True, **options: Any) -> tuple[LMTrainer, CharTokenizer]:
+    """Train a ``"gpt"`` or ``"lstm"`` character model on ``data`` (default Tiny Shakespeare) from options
+    named as on the command line (``n_layer``, ``learning_rate``, ...; None: the preset's); returns the
+    trainer and the tokenizer."""
+    settings = resolve_settings(model_type, preset, options)
+    out_dir = Path(out) if out is not None else Path("runs") / ("shakespeare" if model_type == "gpt" else "char-lstm")
+    text = load_shakespeare(data)
+    model_cls, config_cls = LANGUAGE_MODELS[model_type]
+    if resume:
+        saved = checkpoint_to_resume(out_dir, KIND)
+        if saved["model"] != model_type:
+            raise UsageError(f"--resume: {out_dir / CHECKPOINT} holds a {saved['model']} model, not a {model_type}")
+        tokenizer, model_config = CharTokenizer.from_dict(saved["tokenizer"]), config_cls(**saved["model_config"])
+    else:
+        tokenizer = CharTokenizer.from_text(text)
+        model_fields = {f.name for f in dataclasses.fields(config_cls)}
+        model_config = config_cls(**{k: v for k, v in settings.items() if k in model_fields},
+                                   vocab_size=tokenizer.vocab_size)
+    train_fields = {f.name for f in dataclasses.fields(LMTrainConfig)}
+    train_config = LMTrainConfig(**{k: v for k, v in settings.items() if k in train_fields})
+    tl.manual_seed(train_config.seed)
+    model = model_cls(model_config).to(tl.device(device))
+    metadata = {"kind": KIND, "model": model_type, "model_config": asdict(model_config),
+                "tokenizer": tokenizer.to_dict(), "train_config": asdict(train_config),
+                "data": str(data) if data is not None else "tinyshakespeare"}
+    trainer = LMTrainer(model, TextData(tokenizer.encode(text)), train_config, out_dir=out_dir, metadata=metadata,
+                        progress=progress)
+    trainer.fit(resume=resume)
+    return trainer, tokenizer
+
+
+# -- loading and sampling ---------------------------------------------------------------------------------
+def load_char_lm(path: str | Path, device: str | None = None) -> tuple[Module, CharTokenizer, dict]:
+    """The model (in eval mode), tokenizer and metadata of a ``char-lm`` checkpoint or run directory (its best)."""
+    model, metadata = run_dir.load_model(path, device, kinds=[KIND])
+    return model, CharTokenizer.from_dict(metadata["tokenizer"]), metadata
+
+
+def default_prompt(tokenizer: CharTokenizer) -> str:
+    """A newline (the start of a speech in Shakespeare), or the vocabulary's first character without one."""
+    return "\n" if "\n" in tokenizer.stoi else tokenizer.chars[0]
+
+
+def sample_chars(model: Module, tokenizer: CharTokenizer, prompt: str, max_new_tokens: int,
+                 temperature: float = 0.8, top_k: int | None = 40, use_cache: bool = True) -> Iterator[str]:
+    """The characters that follow ``prompt``, one at a time as they are sampled (seed with ``tl.manual_seed``).
+
+    The arguments are checked here, before the first character is asked for.
+    """
+    if not prompt:
+        raise UsageError("sample: the prompt is empty; give at least one character")
+    check_positive("--max-new-tokens", max_new_tokens)
+    check_positive("--temperature", temperature)
+    if top_k is not None and top_k < 0:
+        raise UsageError(f"--top-k must be positive (or 0 for no limit), got {top_k}")
+    try:
+        ids = tokenizer.encode(prompt)
+    except ValueError as exc:
+        raise UsageError(f"sample: cannot encode the prompt {prompt!r}: {exc}") from None
+    idx = tl.tensor([ids], dtype=tl.int64, device=next(model.parameters()).device)  # (1, T)
+    top_k = min(top_k, tokenizer.vocab_size) if top_k else None
+    return _stream_chars(model, tokenizer, idx, max_new_tokens, temperature, top_k, use_cache)
+
+
+def _stream_chars(model: Module, tokenizer: CharTokenizer, idx: Tensor, max_new_tokens: int, temperature: float,
+                  top_k: int | None, use_cache: bool) -> Iterator[str]:
+    with tl.no_grad():
+        for token in model.generate_tokens(idx, max_new_tokens, temperature=temperature, top_k=top_k,
+                                           use_cache=use_cache):
+            yield tokenizer.chars[token]

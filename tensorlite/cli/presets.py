@@ -1,0 +1,34 @@
+"""The settings each command trains with unless told otherwise: nanoGPT's GPT presets, the character LSTM's
+defaults and the MNIST recipes (the small tasks keep theirs in ``small_tasks.TASKS``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Settings by field name: a model's config fields and LMTrainConfig's. Unset ones take the defaults.
+# The GPT presets are nanoGPT's shakespeare_char runs, with its train.py's bias=False.
+GPT_PRESETS = {
+    "cpu": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "dropout": 0.0, "bias": False,
+            "batch_size": 12, "max_iters": 2000},
+    "gpu": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2, "bias": False,
+            "batch_size": 64, "max_iters": 5000},
+}
+LSTM_DEFAULTS = {"n_embd": 64, "hidden_size": 256, "num_layers": 2, "block_size": 64, "dropout": 0.0,
+                 "batch_size": 32, "max_iters": 2000, "learning_rate": 2e-3, "weight_decay": 0.0}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How an MNIST model is trained; kept in its checkpoint so that ``--resume`` continues the same schedule."""
+
+    epochs: int
+    batch_size: int
+    lr: float  # the one-cycle schedule's peak rate
+    weight_decay: float
+    dropout: float
+
+
+MNIST_RECIPES = {
+    "mnist-mlp": Recipe(epochs=5, batch_size=128, lr=5e-3, weight_decay=1e-2, dropout=0.0),
+    "mnist-cnn": Recipe(epochs=3, batch_size=128, lr=3e-3, weight_decay=1e-2, dropout=0.0),
+}

@@ -1,0 +1,208 @@
+"""The iteration-based variant of the training loop, for language models, after nanoGPT's ``train.py``.
+
+Each iteration draws ``batch_size`` random windows of the training text, takes one AdamW step
+with gradient clipping, and moves the learning rate along ``WarmupCosineLR`` (linear warmup, then
+cosine decay to ``min_lr`` at ``max_iters``). Every ``eval_interval`` iterations and at the end,
+the mean train and val losses over ``eval_iters`` batches each (the same windows every time) go
+as one JSON line to ``<out_dir>/log.jsonl``, and ``checkpoint.safetensors`` (the latest) and
+``best.safetensors`` (the lowest val loss) are written: model, optimizer, scheduler, iteration,
+and metadata (kind ``char-lm``, model type and config, vocabulary). Iteration ``i`` takes its
+batch and its dropout seed from a generator seeded with ``(seed, i)``, so a resumed run ends
+exactly where an uninterrupted one does. Ctrl-C finishes the current iteration, saves, and returns.
+
+Why a second loop and not options of ``Trainer``: a language model never sees an epoch. Its batches
+are random windows drawn per iteration, not a shuffled pass over a dataset; it evaluates every N
+iterations on a fixed sample of windows, not after each pass over a validation set; it keeps the
+best checkpoint besides the latest and is interrupted between steps rather than rolled back to an
+epoch boundary. Folding that into ``Trainer`` would put an ``if`` on every line of its loop. What
+the two share (the run directory: log, checkpoint layout, resume) lives once in ``run_dir``.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+import tensorlite as tl
+from tensorlite.datasets.text import SPLITS, TextData
+from tensorlite.nn import Module
+from tensorlite.nn.utils import clip_grad_norm_
+from tensorlite.optim.lr_scheduler import WarmupCosineLR
+from tensorlite.tensor import Tensor
+from tensorlite.training import run_dir
+from tensorlite.training.run_dir import BEST, CHECKPOINT
+
+TRAIN_STREAM, EVAL_STREAM = 1, 2  # seed words that keep training and evaluation windows apart
+
+
+@dataclass
+class LMTrainConfig:
+    """The optimisation settings of a run (defaults: nanoGPT's Shakespeare character model)."""
+
+    max_iters: int = 2000
+    batch_size: int = 12
+    learning_rate: float = 1e-3
+    min_lr: float = 1e-4  # where the cosine decay ends, at max_iters
+    warmup_iters: int = 100
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float = 1.0  # 0: no clipping
+    eval_interval: int = 250
+    eval_iters: int = 200  # batches per split for each loss estimate
+    seed: int = 1337
+
+
+def _seeded(seed: int, stream: int, index: int = 0) -> numpy.random.Generator:
+    return numpy.random.default_rng([seed, stream, index])
+
+
+class _DeferredInterrupt:
+    """While active, Ctrl-C sets ``requested`` instead of raising (a second Ctrl-C raises as usual)."""
+
+    requested = False
+
+    def __enter__(self) -> _DeferredInterrupt:
+        self.requested = False
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread, which alone receives signals
+            self.previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+class LMTrainer:
+    """Trains a language model (``model(idx, targets) -> (logits, loss)``) on ``data``; see the module docstring."""
+
+    def __init__(self, model: Module, data: TextData, config: LMTrainConfig, *, out_dir: str | Path | None = None,
+                 metadata: dict | None = None, progress: bool = True) -> None:
+        self.model, self.data, self.config = model, data, config
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.metadata, self.progress = metadata or {}, progress
+        self.device = next(model.parameters()).device
+        self.block_size = model.config.block_size
+        self.optimizer = model.configure_optimizers(config.weight_decay, config.learning_rate, config.betas)
+        self.scheduler = WarmupCosineLR(self.optimizer, config.warmup_iters, config.max_iters, config.min_lr)
+        self.iteration = 0
+        self.best_val_loss = math.inf
+        self.history: list[dict] = []  # one record per evaluation
+        self.interrupted = False
+        self._interrupt = _DeferredInterrupt()
+
+    # -- one step, one estimate ------------------------------------------------------------------------
+    def train_step(self) -> Tensor:
+        """One AdamW step on the batch of the current iteration; returns the loss (0-d, detached)."""
+        cfg = self.config
+        rng = _seeded(cfg.seed, TRAIN_STREAM, self.iteration)
+        x, y = self.data.get_batch("train", cfg.batch_size, self.block_size, self.device, rng)
+        tl.manual_seed(int(rng.integers(2**62)))  # dropout masks depend only on (seed, iteration) too
+        _, loss = self.model(x, y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if cfg.grad_clip > 0:
+            clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.iteration += 1
+        return loss.detach()
+
+    def estimate_loss(self) -> dict[str, float] | None:
+        """Mean loss over ``eval_iters`` batches of each split, in eval mode (None if Ctrl-C cut it short)."""
+        cfg = self.config
+        rng = _seeded(cfg.seed, EVAL_STREAM)
+        losses = {}
+        self.model.eval()
+        try:
+            with tl.no_grad():
+                for split in SPLITS:
+                    total = 0.0
+                    for _ in range(cfg.eval_iters):
+                        if self._interrupt.requested:
+                            return None
+                        x, y = self.data.get_batch(split, cfg.batch_size, self.block_size, self.device, rng)
+                        total = total + self.model(x, y)[1]
+                    losses[f"{split}_loss"] = float(total) / cfg.eval_iters
+        finally:
+            self.model.train()
+        return losses
+
+    # -- the loop --------------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> list[dict]:
+        """Train until ``max_iters`` (counting iterations done before a resume); returns the evaluations."""
+        if resume:
+            self.load_checkpoint(self._path(CHECKPOINT))
+        from tensorlite.training.progress import IterationProgress  # rich: loaded only when a loop runs
+
+        cfg = self.config
+        log = run_dir.open_log(self.out_dir, self.history)
+        started, done_at_start = time.perf_counter(), self.iteration
+        with IterationProgress(cfg.max_iters, self.iteration, self.progress) as bar, log, self._interrupt:
+            self.model.train()
+            while not self._interrupt.requested:
+                due = self.iteration == cfg.max_iters or self.iteration % cfg.eval_interval == 0
+                evaluated = bool(self.history) and self.history[-1]["iter"] == self.iteration
+                if due and self.iteration > 0 and not evaluated:
+                    seconds = time.perf_counter() - started
+                    if not self._evaluate(log, bar, (self.iteration - done_at_start) / seconds):
+                        break
+                    started, done_at_start = time.perf_counter(), self.iteration
+                if self.iteration >= cfg.max_iters:
+                    break
+                bar.step(float(self.train_step()))
+            if self._interrupt.requested:
+                self.interrupted = True
+                self.save_checkpoint(CHECKPOINT)
+                saved = f": checkpoint saved in {self.out_dir}; continue with resume=True" if self.out_dir else ""
+                bar.note(f"interrupted at iteration {self.iteration}{saved}")
+        return self.history
+
+    def _evaluate(self, log: Any, bar: Any, iters_per_second: float) -> bool:
+        """Estimate the losses, log them, and save the latest (and maybe best) checkpoint; False if interrupted."""
+        losses = self.estimate_loss()
+        if losses is None:
+            return False
+        record = {"iter": self.iteration, **losses, "lr": self.optimizer.param_groups[0]["lr"],
+                  "iters_per_second": round(iters_per_second, 2)}
+        self.history.append(record)
+        run_dir.append_record(log, record)
+        bar.note(f"iter {self.iteration}: train loss {losses['train_loss']:.4f}, val loss {losses['val_loss']:.4f}")
+        if losses["val_loss"] < self.best_val_loss:
+            self.best_val_loss = losses["val_loss"]
+            self.save_checkpoint(BEST)
+        self.save_checkpoint(CHECKPOINT)
+        return True
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    def _path(self, name: str) -> Path:
+        if self.out_dir is None:
+            raise ValueError("LMTrainer: no out_dir was given, so there is no checkpoint to save or resume")
+        return self.out_dir / name
+
+    def save_checkpoint(self, name: str) -> None:
+        """Write model, optimizer, scheduler and progress atomically to ``out_dir/name`` (if there is an out_dir)."""
+        if self.out_dir is None:
+            return
+        best = self.best_val_loss if math.isfinite(self.best_val_loss) else None
+        train_state = {"iteration": self.iteration, "history": self.history, "best_val_loss": best}
+        run_dir.save_checkpoint(self._path(name), self.model, self.optimizer, self.scheduler, train_state,
+                                self.metadata)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore everything ``save_checkpoint`` wrote, onto the model's device."""
+        saved = run_dir.load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        self.iteration, self.history = saved["iteration"], list(saved["history"])
+        self.best_val_loss = math.inf if saved["best_val_loss"] is None else saved["best_val_loss"]
