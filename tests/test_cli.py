@@ -179,3 +179,9 @@ def test_info_and_help() -> None:
     assert result.exit_code == 0
     for command in ("info", "train", "eval", "predict", "plot"):
         assert command in result.output
+
+
+def test_help_keeps_the_square_brackets_of_install_hints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one hint per line: rich wraps at the terminal width
+    assert 'pip install "tensorlite[plot]"' in invoke("--help").output
+    assert 'pip install "tensorlite[image]"' in invoke("predict", "--help").output
