@@ -106,6 +106,16 @@ def _print_result(result: dict) -> None:
         console.print(table)
 
 
+def _train_and_report(train: Callable[[], tuple[Any, dict]]) -> None:
+    """Run ``train`` (-> the trainer and its test metrics), then say where the checkpoint is and print the metrics."""
+    from tensorlite.training import CHECKPOINT
+
+    with _one_line_errors():
+        trainer, result = train()
+    typer.echo(f"checkpoint: {trainer.out_dir / CHECKPOINT}")
+    _print_result(result)
+
+
 train_app = typer.Typer(help="Train a model; `tensorlite train MODEL --help` lists its options.",
                         no_args_is_help=True)
 app.add_typer(train_app, name="train")
@@ -140,16 +150,15 @@ def _small_task_command(name: str):
         progress: bool = typer.Option(True, help="show a progress bar"),
     ) -> None:
         from tensorlite.cli import small_tasks
-        from tensorlite.training import CHECKPOINT
 
-        with _one_line_errors():
+        def train_and_evaluate() -> tuple[Any, dict]:
             trainer, _ = small_tasks.train_task(
                 name, hidden=hidden, activation=activation, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs,
                 batch_size=batch_size, seed=seed, device=device, out=out, resume=resume, patience=patience,
                 progress=progress)
-            result = small_tasks.evaluate_checkpoint(trainer.out_dir, device)
-        typer.echo(f"checkpoint: {trainer.out_dir / CHECKPOINT}")
-        _print_result(result)
+            return trainer, small_tasks.evaluate_checkpoint(trainer.out_dir, device)  # with the confusion matrix
+
+        _train_and_report(train_and_evaluate)
 
     command.__doc__ = SMALL_TASKS[name] + " Saves a checkpoint and log in --out and prints test metrics."
     return command
@@ -185,14 +194,10 @@ def _mnist_command(kind: str):
         progress: bool = typer.Option(True, help="show a progress bar"),
     ) -> None:
         from tensorlite.cli import mnist
-        from tensorlite.training import CHECKPOINT
 
-        with _one_line_errors():
-            trainer, result = mnist.train_mnist(
-                kind, epochs=epochs, batch_size=batch_size, lr=lr, data_dir=data_dir, device=device, out=out,
-                seed=seed, resume=resume, progress=progress, download=download)
-        typer.echo(f"checkpoint: {trainer.out_dir / CHECKPOINT}")
-        _print_result(result)
+        _train_and_report(lambda: mnist.train_mnist(
+            kind, epochs=epochs, batch_size=batch_size, lr=lr, data_dir=data_dir, device=device, out=out, seed=seed,
+            resume=resume, progress=progress, download=download))
 
     command.__doc__ = (MNIST_MODELS[kind] + " Normalised inputs, AdamW and a one-cycle learning rate; the test set "
                        "is evaluated after every epoch. Saves a checkpoint and log in --out and prints test metrics.")
@@ -407,27 +412,30 @@ plot_app = typer.Typer(help="Plots to PNG (needs matplotlib: pip install \"tenso
 app.add_typer(plot_app, name="plot")
 
 
-@plot_app.command("loss")
-def plot_loss(
-    run_dir: Path = typer.Argument(..., help="a run directory holding log.jsonl"),
-    out: Path = typer.Option(None, help="PNG to write (default: RUN_DIR/loss.png)"),
-) -> None:
-    """Training and validation loss (and accuracy) per epoch."""
-    from tensorlite.cli import plots
-
-    with _one_line_errors():
-        path = plots.plot_loss(run_dir, out)
-    typer.echo(f"wrote {path}")
+# plot command -> (function in plots, its input's name and help, --out's help, the command's help)
+PLOTS = {
+    "loss": ("plot_loss", "RUN_DIR", "a run directory holding log.jsonl", "PNG to write (default: RUN_DIR/loss.png)",
+             "Training and validation loss (and accuracy) per epoch."),
+    "boundary": ("plot_boundary", "CHECKPOINT", "a checkpoint of a 2-input model (gates, circles, addition)",
+                 "PNG to write (default: boundary.png beside the checkpoint)",
+                 "The decision boundary of a 2-D model over its training points."),
+}
 
 
-@plot_app.command("boundary")
-def plot_boundary(
-    checkpoint: Path = typer.Argument(..., help="a checkpoint of a 2-input model (gates, circles, addition)"),
-    out: Path = typer.Option(None, help="PNG to write (default: boundary.png beside the checkpoint)"),
-) -> None:
-    """The decision boundary of a 2-D model over its training points."""
-    from tensorlite.cli import plots
+def _plot_command(function: str, source: str, source_help: str, out_help: str, doc: str) -> Callable[..., None]:
+    """The ``tensorlite plot`` command that draws with ``plots.<function>(SOURCE, out)``."""
 
-    with _one_line_errors():
-        path = plots.plot_boundary(checkpoint, out)
-    typer.echo(f"wrote {path}")
+    def command(**arguments: Path | None) -> None:
+        from tensorlite.cli import plots
+
+        with _one_line_errors():
+            path = getattr(plots, function)(arguments[source.lower()], arguments["out"])
+        typer.echo(f"wrote {path}")
+
+    command.__doc__ = doc
+    return _with_options(command, {source.lower(): (Path, typer.Argument(..., metavar=source, help=source_help)),
+                                   "out": (Path, typer.Option(None, help=out_help))})
+
+
+for _name, _spec in PLOTS.items():
+    plot_app.command(_name)(_plot_command(*_spec))
