@@ -23,6 +23,13 @@ from tensorlite.ops.attention import causal_mask
 
 F = tl.nn.functional
 rng = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rng() -> None:
+    """Each test draws the same data however the tests before it ran (selection, order, -k)."""
+    global rng
+    rng = np.random.default_rng(0)
 SMALL = dict(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=11)
 
 
