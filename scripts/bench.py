@@ -4,6 +4,7 @@
     python scripts/bench.py iris     # 100 epochs of the 4-32-3 Iris classifier, batch 16, Adam
     python scripts/bench.py shakespeare  # the `cpu` preset's GPT: ms/iteration, peak memory, sampling speed
     python scripts/bench.py mnist    # MNISTMLP's epoch and MNISTCNN's step (Adam, batch 64), peak memory
+    python scripts/bench.py user-gpt # a research script's GPT (scripts/user_gpt.py): ms/iteration, memory, ops
     python scripts/bench.py all
 
 Both frameworks start from the same weights; rounds alternate between them (this machine is
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import user_gpt
 from benchlib import alternate
 
 import tensorlite as tl
@@ -281,6 +283,9 @@ def peak_memory_child(framework: str, model_name: str, steps: int) -> None:
         config, _, batches = shakespeare_setup(10)
         model = torch_gpt(torch, config) if framework == "torch" else GPT(config)
         train = gpt_trainer(model, batches, to_tensor, lib.nn.utils.clip_grad_norm_)
+    elif model_name == "user-gpt":
+        _, _, batches = shakespeare_setup(10)
+        train = user_gpt_trainer(lib, user_gpt.build(lib, user_gpt.UserGPTConfig()), batches)
     else:
         batches, _ = mnist_batches(10)
         model = torch_mnist(torch, model_name) if framework == "torch" else tensorlite_mnist(model_name)
@@ -371,6 +376,37 @@ def sampling_speeds(torch, ours, theirs, n: int, rounds: int) -> None:
     print(f"    cache speedup = {times['tensorlite, no cache'] / times['tensorlite, cache']:.1f}x")
 
 
+# -- a research script's GPT, written with the public API of either library -------------------------------
+def user_gpt_trainer(lib, model, batches) -> Callable[[int], float]:
+    """``train(steps)``: AdamW on every parameter, clipping to 1.0, over the next batches; returns seconds."""
+    return trainer(model, lib.optim.AdamW(model.parameters(), lr=1e-3),
+                   [(lib.from_numpy(x), lib.from_numpy(y)) for x, y in batches],
+                   lambda: lib.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+
+
+def user_gpt_bench(torch, rounds: int) -> None:
+    """scripts/user_gpt.py in both libraries from the same weights and batches: speed, peak memory, tensorlite's ops."""
+    config = user_gpt.UserGPTConfig()
+    _, _, batches = shakespeare_setup(20)
+    tl.manual_seed(0)
+    ours, theirs = user_gpt.build(tl, config), user_gpt.build(torch, config)
+    copy_weights(ours, theirs)
+    trainers = {"tensorlite": user_gpt_trainer(tl, ours, batches), "torch": user_gpt_trainer(torch, theirs, batches)}
+    steps = 20
+    for train in trainers.values():
+        train(3)  # warm up
+    times = alternate({name: lambda train=train: train(steps) for name, train in trainers.items()}, rounds)
+    report(f"A research script's GPT (scripts/user_gpt.py: {config.n_layer} layers, {config.n_head} heads, "
+           f"{config.n_embd} wide, block {config.block_size}, batch {config.batch_size}; biases, exact GELU, "
+           f"default init), AdamW + clipping: {steps} iterations, median of {rounds}", times, steps, "iter")
+    print("    (target: ratio <= 0.9)")
+    peak_memory("user-gpt", "the research script's GPT")
+    print(f"\nWhere tensorlite's time goes ({steps} iterations under cProfile, forward/backward of each op, "
+          "callees included)")
+    for name, ms, share in user_gpt.op_breakdown(trainers["tensorlite"], steps):
+        print(f"    {name:<36} {ms:7.2f} ms/iter  {share:6.1%}")
+
+
 # -- MNIST: MNISTMLP's epoch and MNISTCNN's step, Adam, batch 64 ----------------------------------------
 MNIST_BATCH, MNIST_EPOCH_STEPS = 64, 938  # 938 batches of 64 make one pass over the 60,000 training digits
 
@@ -451,10 +487,12 @@ def mnist(torch, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=["xor", "iris", "shakespeare", "mnist", "all"], nargs="?", default="all")
+    parser.add_argument("which", choices=["xor", "iris", "shakespeare", "mnist", "user-gpt", "all"], nargs="?",
+                        default="all")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--memory-child", choices=["tensorlite", "torch"], help=argparse.SUPPRESS)
-    parser.add_argument("--memory-model", choices=["gpt", "mlp", "cnn"], default="gpt", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-model", choices=["gpt", "user-gpt", "mlp", "cnn"], default="gpt",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--memory-steps", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -479,6 +517,8 @@ def main() -> None:
         shakespeare(torch, args.rounds)
     if args.which in ("mnist", "all"):
         mnist(torch, args.rounds)
+    if args.which in ("user-gpt", "all"):
+        user_gpt_bench(torch, args.rounds)
 
 
 if __name__ == "__main__":
