@@ -5,12 +5,21 @@ and ``backward`` (the output's gradient in, one gradient per input out), written
 ``self.xp``, the array namespace of the inputs' device. ``Function.apply`` runs the forward and,
 when gradients are wanted, records the node on its output tensor; ``backward`` walks those nodes
 in reverse topological order without recursion.
+
+Anomaly detection (``detect_anomaly``, ``set_detect_anomaly``), as PyTorch's: while it is on, each
+node remembers where its forward op was called, and backward raises a ``RuntimeError`` naming the
+first backward function that returns a NaN, with that place. A node of class ``Log`` is reported
+as ``LogBackward`` (PyTorch says ``LogBackward0``; tensorlite has no overloads to number).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
-from collections.abc import Callable
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import numpy
@@ -19,14 +28,39 @@ if TYPE_CHECKING:
     from tensorlite.tensor import Tensor
 
 _grad_enabled = True
+_anomaly_enabled = False  # record where each node's forward ran
+_anomaly_check_nan = True  # and, in backward, raise on a NaN gradient
+TRACE_FRAMES = 4  # how many of the caller's frames a node remembers in anomaly mode
 
 
 def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-class _GradMode:
-    """Base of ``no_grad``/``enable_grad``: a context manager that also decorates functions."""
+def is_anomaly_enabled() -> bool:
+    """Whether anomaly detection is on (see ``detect_anomaly``)."""
+    return _anomaly_enabled
+
+
+def is_anomaly_check_nan_enabled() -> bool:
+    """Whether anomaly detection also checks backward's gradients for NaN."""
+    return _anomaly_check_nan
+
+
+class _ContextDecorator:
+    """A context manager that also decorates functions; each call enters a fresh copy, so calls nest."""
+
+    def __call__(self, func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with copy.copy(self):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class _GradMode(_ContextDecorator):
+    """Base of ``no_grad``/``enable_grad``."""
 
     enabled: bool
 
@@ -38,14 +72,6 @@ class _GradMode:
     def __exit__(self, *exc: object) -> None:
         global _grad_enabled
         _grad_enabled = self._previous
-
-    def __call__(self, func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with type(self)():
-                return func(*args, **kwargs)
-
-        return wrapper
 
 
 class no_grad(_GradMode):
@@ -60,6 +86,68 @@ class enable_grad(_GradMode):
     enabled = True
 
 
+def _set_anomaly(mode: bool, check_nan: bool) -> tuple[bool, bool]:
+    """Switch anomaly detection; returns the previous ``(mode, check_nan)``."""
+    global _anomaly_enabled, _anomaly_check_nan
+    previous = _anomaly_enabled, _anomaly_check_nan
+    _anomaly_enabled, _anomaly_check_nan = bool(mode), bool(check_nan)
+    return previous
+
+
+class detect_anomaly(_ContextDecorator):
+    """Debug NaN gradients: inside this block (or decorated function) backward raises a ``RuntimeError``
+    naming the first backward function that returns a NaN, its output's index and shape, and where
+    the op's forward was called.
+
+        with tl.autograd.detect_anomaly():
+            loss = model(x).log().sum()
+            loss.backward()  # RuntimeError: Function 'LogBackward' returned nan values in its 0th output...
+
+    Only nodes created inside the block remember where they came from. It costs a stack walk per op
+    and a device-to-host read per gradient: use it to find a bug, not to train. ``check_nan=False``
+    records the places but does not check.
+    """
+
+    def __init__(self, check_nan: bool = True) -> None:
+        self.check_nan = check_nan
+
+    def __enter__(self) -> None:
+        self._previous = _set_anomaly(True, self.check_nan)
+
+    def __exit__(self, *exc: object) -> None:
+        _set_anomaly(*self._previous)
+
+
+class set_detect_anomaly:
+    """Turn anomaly detection on or off (``mode``): at once when called, and back to the previous
+    setting at the end of a ``with`` block, as PyTorch's ``set_detect_anomaly``."""
+
+    def __init__(self, mode: bool, check_nan: bool = True) -> None:
+        self._previous = _set_anomaly(mode, check_nan)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        _set_anomaly(*self._previous)
+
+
+def _user_frames(frame: FrameType | None) -> Iterator[tuple[FrameType, int]]:
+    """``frame`` and its callers, outward, skipping tensorlite's own: the user's code that called an op."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module != "tensorlite" and not module.startswith("tensorlite."):
+            yield frame, frame.f_lineno
+        frame = frame.f_back
+
+
+def _forward_trace() -> traceback.StackSummary:
+    """Where an op's forward is being called: up to ``TRACE_FRAMES`` of the user's frames, outermost first."""
+    summary = traceback.StackSummary.extract(_user_frames(sys._getframe(1)), limit=TRACE_FRAMES, lookup_lines=False)
+    summary.reverse()
+    return summary
+
+
 class Function:
     """One differentiable op. Subclasses define ``forward`` and ``backward`` on raw arrays.
 
@@ -70,6 +158,7 @@ class Function:
 
     inputs: tuple | None = None  # set while the node is part of a live graph
     differentiable = True
+    forward_trace: traceback.StackSummary | None = None  # where forward was called (anomaly mode only)
 
     def forward(self, *args: Any, **params: Any) -> Any:
         raise NotImplementedError
@@ -110,6 +199,8 @@ class Function:
         # Only floating outputs carry gradients (an int cast or a comparison ends the graph).
         if requires_grad and _grad_enabled and cls.differentiable and out.dtype.kind == "f":
             fn.inputs = args
+            if _anomaly_enabled:
+                fn.forward_trace = _forward_trace()
             return Tensor._make(out, device, True, fn)
         return Tensor._make(out, device, False, None)
 
@@ -146,9 +237,13 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
     # 2. Visit nodes once all their consumers have contributed (Kahn's algorithm).
     grads = {root_fn: grad}
     ready = [root_fn]
+    check_nan = _anomaly_enabled and _anomaly_check_nan
     while ready:
         fn = ready.pop()
-        input_grads = fn.backward(grads.pop(fn))
+        output_grad = grads.pop(fn)
+        input_grads = fn.backward(output_grad)
+        if check_nan:
+            _check_nan(fn, output_grad, input_grads)
         for inp, g in zip(fn.inputs, input_grads):
             if g is None or not getattr(inp, "_requires_grad", False):
                 continue
@@ -163,6 +258,19 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                 ready.append(parent)
         if not retain_graph:
             fn.release()
+
+
+def _check_nan(fn: Function, output_grad: Any, input_grads: tuple) -> None:
+    """Raise if a gradient that ``fn.backward`` returned holds a NaN (one device-to-host read per gradient)."""
+    for i, g in enumerate(input_grads):
+        if g is not None and bool(fn.xp.isnan(g).any()):
+            shapes = ", ".join(str(tuple(getattr(o, "shape", ()))) if o is not None else "None" for o in input_grads)
+            where = ("".join(fn.forward_trace.format()) if fn.forward_trace is not None
+                     else "  unknown: the op ran before anomaly detection was turned on\n")
+            raise RuntimeError(
+                f"Function '{type(fn).__name__}Backward' returned nan values in its {i}th output.\n"
+                f"Its outputs' shapes: {shapes}; the incoming gradient's: {tuple(getattr(output_grad, 'shape', ()))}.\n"
+                f"Its forward op was called at (most recent call last):\n{where}")
 
 
 def _accumulate(leaf: Tensor, g: Any, claimed: set[int]) -> None:
