@@ -7,6 +7,7 @@ from tensorlite.datasets.preprocessing import Normalizer, stratified_split
 from tensorlite.datasets.text import CharTokenizer, TextData, load_shakespeare
 from tensorlite.datasets.toy import GATES, addition, circles, logic_gate
 from tensorlite.datasets.transforms import Normalize
+from tensorlite.utils.files import DataFileError
 
-__all__ = ["GATES", "MNIST", "SPECIES", "CharTokenizer", "MNISTError", "Normalize", "Normalizer", "TextData",
-           "addition", "circles", "load_iris", "load_shakespeare", "logic_gate", "stratified_split"]
+__all__ = ["GATES", "MNIST", "SPECIES", "CharTokenizer", "DataFileError", "MNISTError", "Normalize", "Normalizer",
+           "TextData", "addition", "circles", "load_iris", "load_shakespeare", "logic_gate", "stratified_split"]

@@ -17,8 +17,10 @@ import numpy
 from tensorlite.creation import tensor
 from tensorlite.device import device as as_device
 from tensorlite.tensor import Tensor
+from tensorlite.utils.files import DataFileError, read_text_file
 
 SHAKESPEARE_TXT = Path(__file__).with_name("tinyshakespeare.txt")
+TEXT_MAX_BYTES = 1 << 30  # 1 GiB: a thousand times Tiny Shakespeare, and still held in memory whole
 SPLITS = ("train", "val")
 
 
@@ -72,16 +74,17 @@ class CharTokenizer:
 
 
 def load_shakespeare(path: str | Path | None = None) -> str:
-    """Tiny Shakespeare (the copy shipped with the package), or any UTF-8 text file at ``path``."""
+    """Tiny Shakespeare (the copy shipped with the package), or the UTF-8 text file at ``path``.
+
+    ``path`` must be a regular file of at most ``TEXT_MAX_BYTES`` (directories, FIFOs and devices
+    such as ``/dev/zero`` are refused before they are opened); a missing file raises
+    ``FileNotFoundError``, anything else a ``DataFileError`` naming the file.
+    """
     path = Path(path) if path is not None else SHAKESPEARE_TXT
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"load_shakespeare: no such file {path}") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"load_shakespeare: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_text_file(path, "load_shakespeare", TEXT_MAX_BYTES)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() in text mode
     if not text:
-        raise ValueError(f"load_shakespeare: {path} is empty")
+        raise DataFileError(f"load_shakespeare: {path} is empty, expected text")
     return text
 
 
