@@ -7,16 +7,22 @@ a traceback from deep inside, or memory that grows with what a file claims.
 
 from __future__ import annotations
 
+import errno
+import gzip
+import io
 import os
 import signal
+import stat
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tensorlite.data import iris, text
+from tensorlite.data import iris, mnist, text
 from tensorlite.data.iris import load_iris
+from tensorlite.data.mnist import IMAGE_MAGIC, LABEL_MAGIC, MNISTError, read_idx
 from tensorlite.data.text import load_shakespeare
 from tensorlite.utils import files
 from tensorlite.utils.files import DataFileError, open_regular_file, read_regular_file
@@ -44,8 +50,13 @@ def fifo(tmp_path: Path) -> Path:
     return path
 
 
+def idx(dims: tuple[int, ...], magic: int, data: bytes) -> bytes:
+    return magic.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in dims) + data
+
+
 # -- the shared check: regular files only, bounded size -------------------------------------------------
-@pytest.mark.parametrize("load", [load_shakespeare, load_iris], ids=["text", "iris"])
+@pytest.mark.parametrize("load", [load_shakespeare, load_iris, lambda p: read_idx(p, IMAGE_MAGIC)],
+                         ids=["text", "iris", "mnist"])
 def test_directories_and_fifos_are_refused_naming_the_file(load, tmp_path: Path, fifo: Path) -> None:
     for path, kind in ((tmp_path, "a directory"), (fifo, "a FIFO")):
         with pytest.raises(DataFileError, match=f"{path} is {kind}, expected a regular file"):
@@ -152,3 +163,84 @@ def test_iris_rejects_bytes_that_are_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(HEADER.encode() + b"1,2,3,4,Iris-s\xe9tosa\n")
     with pytest.raises(DataFileError, match=f"load_iris: {path} is not utf-8-sig text"):
         load_iris(path)
+
+
+# -- MNIST: decompression bounded by the header ---------------------------------------------------------
+def test_a_gzip_bomb_fails_after_reading_what_the_header_declares(monkeypatch, tmp_path: Path) -> None:
+    """Two labels declared, 32 MiB delivered (32 KiB gzipped): the reader stops at 3 bytes of data."""
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(idx((2,), LABEL_MAGIC, bytes(32 << 20)), compresslevel=9))
+    assert path.stat().st_size < 100_000
+    returned = []
+
+    class CountingGzipFile(gzip.GzipFile):
+        def read(self, size: int = -1) -> bytes:
+            data = super().read(size)
+            returned.append(len(data))
+            return data
+
+    monkeypatch.setattr(gzip, "GzipFile", CountingGzipFile)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MNISTError, match=f"{path}: more than the 10 bytes expected for 2 labels"):
+            read_idx(path, LABEL_MAGIC)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sum(returned) == 8 + 2 + 1  # header, the data, one byte past it
+    assert peak < 4 << 20
+
+
+def test_a_header_declaring_too_much_is_refused_before_reading(monkeypatch, tmp_path: Path) -> None:
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(idx((2_000_000, 28, 28), IMAGE_MAGIC, bytes(100)))
+    with pytest.raises(MNISTError, match="declares 2,000,000 images .1,568,000,000 bytes., more than the "
+                                         "1,073,741,824 bytes allowed"):
+        read_idx(path, IMAGE_MAGIC)
+    monkeypatch.setattr(mnist, "IDX_MAX_BYTES", 784)
+    path.write_bytes(idx((2, 28, 28), IMAGE_MAGIC, bytes(2 * 784)))
+    with pytest.raises(MNISTError, match="declares 2 images"):
+        read_idx(path, IMAGE_MAGIC)
+
+
+@pytest.mark.parametrize("compress", [True, False], ids=["gzip", "raw"])
+def test_short_and_long_idx_files_name_the_file(tmp_path: Path, compress: bool) -> None:
+    path = tmp_path / "labels"
+    for data, message in ((bytes(2), "10 bytes, expected 11 for 3 labels (truncated)"),
+                          (bytes(4), "more than the 11 bytes expected for 3 labels (trailing bytes)"),
+                          (bytes(3), None)):
+        content = idx((3,), LABEL_MAGIC, data)
+        path.write_bytes(gzip.compress(content) if compress else content)
+        if message is None:
+            np.testing.assert_array_equal(read_idx(path, LABEL_MAGIC), [0, 0, 0])
+            continue
+        with pytest.raises(MNISTError) as error:
+            read_idx(path, LABEL_MAGIC)
+        assert str(error.value) == f"{path}: {message}"
+
+
+# -- the MNIST downloader's atomic write ----------------------------------------------------------------
+def test_a_failed_write_leaves_no_temporary_file(monkeypatch, tmp_path: Path) -> None:
+    class FullDisk(io.FileIO):
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(mnist, "open", lambda fd, mode: FullDisk(fd, "wb"), raising=False)
+    with pytest.raises(OSError, match="No space left on device"):
+        mnist._write_atomic(tmp_path / "cache" / "file.gz", b"data")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_the_write_is_fsynced_then_the_directory_after_the_rename(monkeypatch, tmp_path: Path) -> None:
+    target = tmp_path / "file.gz"
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(("directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file", target.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    mnist._write_atomic(target, b"data")
+    assert synced == [("file", False), ("directory", True)]
+    assert target.read_bytes() == b"data" and [p.name for p in tmp_path.iterdir()] == ["file.gz"]

@@ -220,12 +220,13 @@ def test_download_rejects_a_checksum_mismatch(monkeypatch: pytest.MonkeyPatch,
     bodies[f"{mnist.MIRRORS[0]}{IMAGES}.gz"] = gzip.compress(fake_files(21, 10)[IMAGES])  # a different file
     serve(monkeypatch, bodies)
     assert len(MNIST(download=True)) == 20  # the second mirror's copy is the right one
-    bodies[f"{mnist.MIRRORS[1]}t10k-labels-idx1-ubyte.gz"] = b"not gzip at all"
     bodies[f"{mnist.MIRRORS[0]}t10k-labels-idx1-ubyte.gz"] = gzip.compress(b"garbage")
+    bodies[f"{mnist.MIRRORS[1]}t10k-labels-idx1-ubyte.gz"] = idx_bytes(np.zeros(10), LABEL_MAGIC)  # not gzip, wrong
     (mnist.cache_dir() / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(MNISTError, match="SHA-256 of the decompressed file is") as error:
         MNIST(train=False, download=True)
     assert "could not download t10k-labels-idx1-ubyte.gz" in str(error.value)
+    assert "is not an IDX labels file" in str(error.value)  # the first mirror's garbage
     assert not (mnist.cache_dir() / "t10k-labels-idx1-ubyte.gz").exists()
 
 
@@ -269,7 +270,9 @@ def test_normalize_rejects_a_non_positive_std() -> None:
 def test_the_real_files() -> None:
     for name, sha256 in mnist.FILES.items():
         path = mnist.find_file(REAL_MNIST, name)
-        assert hashlib.sha256(mnist.decompress(path.read_bytes(), path)).hexdigest() == sha256, name
+        with path.open("rb") as file:
+            header, array = mnist.parse_idx(file, mnist.file_magic(name), path)
+        assert hashlib.sha256(header + array.tobytes()).hexdigest() == sha256, name
     train, test = MNIST(REAL_MNIST), MNIST(REAL_MNIST, train=False)
     assert train.images.shape == (60000, 28, 28) and test.images.shape == (10000, 28, 28)
     assert train.labels.shape == (60000,) and test.labels.shape == (10000,)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import math
 import os
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.request import urlopen
 
 import numpy as np
@@ -30,6 +31,7 @@ import numpy as np
 import tensorlite as tl
 from tensorlite.datasets.transforms import Normalize
 from tensorlite.utils.data import Dataset, TensorDataset
+from tensorlite.utils.files import DataFileError, fsync_directory, open_regular_file, read_at_most
 
 # File name -> SHA-256 of its decompressed content.
 FILES = {
@@ -38,13 +40,15 @@ FILES = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+GZIP_MAGIC = b"\x1f\x8b"
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/")
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049  # 0x0803: unsigned bytes, 3 dims; 0x0801: unsigned bytes, 1 dim
 SIZE = 28
+IDX_MAX_BYTES = 1 << 30  # the most data an IDX header may declare (MNIST's 60,000 training images: 47,040,000)
 NORMALIZE = Normalize(mean=0.1307, std=0.3081)  # the training images' pixel mean and std, in [0, 1] units
 
 
-class MNISTError(ValueError):
+class MNISTError(DataFileError):
     """MNIST files that are missing, truncated, corrupt or not MNIST (the message names the file)."""
 
 
@@ -67,50 +71,70 @@ def split_files(train: bool) -> tuple[str, str]:
     return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
 
+def file_magic(name: str) -> int:
+    """The IDX magic number of a standard file name: ``IMAGE_MAGIC`` or ``LABEL_MAGIC``."""
+    return IMAGE_MAGIC if "-images-" in name else LABEL_MAGIC
+
+
 def find_file(directory: Path, name: str) -> Path | None:
     """``directory/name.gz`` or ``directory/name``, whichever exists first."""
     return next((p for p in (directory / f"{name}.gz", directory / name) if p.is_file()), None)
 
 
 # -- IDX files ------------------------------------------------------------------------------------------
-def decompress(raw: bytes, source: str | Path) -> bytes:
-    """``raw`` itself, or its gzip content when it starts with gzip's magic bytes."""
-    if raw[:2] != b"\x1f\x8b":
-        return raw
+@contextlib.contextmanager
+def _gzip_errors(source: str | Path) -> Iterator[None]:
+    """Turn a gzip stream's errors into an ``MNISTError`` naming ``source``."""
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
+        yield
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise MNISTError(f"{source}: corrupt or truncated gzip file ({exc})") from None
 
 
-def parse_idx(raw: bytes, magic: int, source: str | Path) -> np.ndarray:
-    """The uint8 array of an IDX file's bytes (gzip or raw): (N, 28, 28) images or (N,) labels.
+def parse_idx(stream: BinaryIO, magic: int, source: str | Path) -> tuple[bytes, np.ndarray]:
+    """The header and uint8 array of the IDX file in ``stream`` (gzip or raw, seekable): (N, 28, 28)
+    images or (N,) labels.
 
-    Checks the magic number (``IMAGE_MAGIC`` or ``LABEL_MAGIC``), the image size and that the file
-    holds exactly the bytes its header announces; errors name ``source``.
+    Checks the magic number (``IMAGE_MAGIC`` or ``LABEL_MAGIC``), the image size, that the header
+    declares at most ``IDX_MAX_BYTES`` and that the file holds exactly that. It reads at most one
+    byte more, so a small gzip file that expands to gigabytes fails fast in bounded memory. Errors
+    name ``source``.
     """
-    data = decompress(raw, source)
+    gzipped = stream.read(2) == GZIP_MAGIC
+    stream.seek(0)
+    if gzipped:
+        stream = gzip.GzipFile(fileobj=stream)
     what, ndim = ("images", 3) if magic == IMAGE_MAGIC else ("labels", 1)
-    found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-    if found != magic:
-        seen = f"magic number {found}" if found is not None else f"only {len(data)} bytes"
-        raise MNISTError(f"{source} is not an IDX {what} file: {seen}, expected magic number {magic}")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise MNISTError(f"{source}: truncated IDX header ({len(data)} bytes, expected {header})")
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
-    if ndim == 3 and dims[1:] != (SIZE, SIZE):
-        raise MNISTError(f"{source}: images are {dims[1]}x{dims[2]} pixels, expected {SIZE}x{SIZE}")
-    expected = header + math.prod(dims)
-    if len(data) != expected:
-        problem = "truncated" if len(data) < expected else "trailing bytes"
-        raise MNISTError(f"{source}: {len(data)} bytes, expected {expected} for {dims[0]} {what} ({problem})")
-    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
+    header_size = 4 + 4 * ndim
+    with _gzip_errors(source):
+        header = bytes(read_at_most(stream, header_size))
+        found = int.from_bytes(header[:4], "big") if len(header) >= 4 else None
+        if found != magic:
+            seen = f"magic number {found}" if found is not None else f"only {len(header)} bytes"
+            raise MNISTError(f"{source} is not an IDX {what} file: {seen}, expected magic number {magic}")
+        if len(header) < header_size:
+            raise MNISTError(f"{source}: truncated IDX header ({len(header)} bytes, expected {header_size})")
+        dims = tuple(int(d) for d in np.frombuffer(header, ">u4", ndim, 4))
+        if ndim == 3 and dims[1:] != (SIZE, SIZE):
+            raise MNISTError(f"{source}: images are {dims[1]}x{dims[2]} pixels, expected {SIZE}x{SIZE}")
+        size = math.prod(dims)
+        if size > IDX_MAX_BYTES:
+            raise MNISTError(f"{source}: the header declares {dims[0]:,} {what} ({size:,} bytes), more than the "
+                             f"{IDX_MAX_BYTES:,} bytes allowed")
+        data = read_at_most(stream, size + 1)
+    expected = header_size + size
+    if len(data) < size:
+        raise MNISTError(f"{source}: {header_size + len(data)} bytes, expected {expected} for {dims[0]} {what} "
+                         "(truncated)")
+    if len(data) > size:
+        raise MNISTError(f"{source}: more than the {expected} bytes expected for {dims[0]} {what} (trailing bytes)")
+    return header, np.frombuffer(data, np.uint8).reshape(dims)
 
 
 def read_idx(path: str | Path, magic: int) -> np.ndarray:
-    """``parse_idx`` of the file at ``path``."""
-    return parse_idx(Path(path).read_bytes(), magic, path)
+    """The array of the IDX file at ``path`` (see ``parse_idx``), which must be a regular file."""
+    with open_regular_file(path, "MNIST", MNISTError) as file:
+        return parse_idx(file, magic, path)[1]
 
 
 # -- download -------------------------------------------------------------------------------------------
@@ -131,16 +155,22 @@ def _fetch(url: str, progress: bool) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it: readers never see half a file."""
+    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it over ``path`` and fsync the
+    directory: readers never see half a file, a crash keeps the old one or the new one, and a failed
+    write (a full disk) leaves no temporary file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
-        f.write(data)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.replace(f.name, path)
+        with open(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.remove(f.name)
+            os.remove(temp)
         raise
+    fsync_directory(path.parent)
 
 
 def download(directory: str | Path | None = None, progress: bool = True) -> Path:
@@ -158,7 +188,8 @@ def download(directory: str | Path | None = None, progress: bool = True) -> Path
             url = f"{mirror}{name}.gz"
             try:
                 raw = _fetch(url, progress)
-                digest = hashlib.sha256(decompress(raw, url)).hexdigest()
+                header, array = parse_idx(io.BytesIO(raw), file_magic(name), url)
+                digest = hashlib.sha256(header + array.tobytes()).hexdigest()
             except (OSError, MNISTError) as exc:  # URLError and timeouts are OSErrors
                 failures.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
                 continue

@@ -1,4 +1,5 @@
-"""Reading files that users name: regular files only, of bounded size, with errors naming the file.
+"""Files that users name: read only regular ones, of bounded size, with errors naming the file; make
+renames durable.
 
 A path given on a command line may be a directory, a FIFO (a reader blocks until someone writes)
 or a device such as ``/dev/zero`` (endless). ``stat`` tells them apart before anything is opened;
@@ -88,3 +89,13 @@ def read_text_file(path: str | Path, what: str, max_bytes: int, encoding: str = 
         return read_regular_file(path, what, max_bytes, error).decode(encoding)
     except UnicodeDecodeError as exc:
         raise error(f"{what}: {path} is not {encoding} text ({exc.reason} at byte {exc.start})") from None
+
+
+def fsync_directory(directory: str | Path) -> None:
+    """Make a rename in ``directory`` survive a crash (POSIX; on Windows a directory cannot be opened)."""
+    if os.name == "posix":
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
