@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tensorlite.data import iris, mnist, text
-from tensorlite.data.iris import load_iris
-from tensorlite.data.mnist import IMAGE_MAGIC, LABEL_MAGIC, MNISTError, read_idx
-from tensorlite.data.text import load_shakespeare
+from tensorlite.datasets import iris, mnist, text
+from tensorlite.datasets.iris import load_iris
+from tensorlite.datasets.mnist import IMAGE_MAGIC, LABEL_MAGIC, MNISTError, read_idx
+from tensorlite.datasets.text import load_shakespeare
 from tensorlite.utils import files
 from tensorlite.utils.files import DataFileError, open_regular_file, read_regular_file
 
