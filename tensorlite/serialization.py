@@ -5,20 +5,26 @@ tensors, numbers, strings, bools or ``None``, nested in dicts, lists and tuples.
 as safetensors tensors named by their dotted path (``"model.0.weight"``), so other tools read them;
 the rest, with its key types, and ``metadata`` go as JSON in the header's ``__metadata__``:
 
-    tensorlite_version    "0.1.0"
-    tensorlite_structure  the tree: a JSON scalar, or {"tensor": name} | {"dict": [[key, node], ...]}
-                          | {"list": [node, ...]} | {"tuple": [node, ...]}
-    tensorlite_metadata   ``metadata`` (plus ``tensorlite_version``) in the same encoding
+    tensorlite_version        "0.1.0"
+    tensorlite_structure      the tree: a JSON scalar, or {"tensor": name} | {"dict": [[key, node], ...]}
+                              | {"list": [node, ...]} | {"tuple": [node, ...]}
+    tensorlite_metadata       ``metadata`` (plus ``tensorlite_version``) in the same encoding
+    tensorlite_header_sha256  SHA-256 of the two trees and every tensor's name, dtype and shape
+    tensorlite_data_sha256    SHA-256 of the tensors' bytes, in name order
 
-A safetensors file from elsewhere (no ``tensorlite_structure``) loads as ``{name: tensor}``.
+A safetensors file from elsewhere (no ``tensorlite_*`` key) loads as ``{name: tensor}``.
+docs/checkpoints.md lists the rules ``load`` and ``load_metadata`` enforce before trusting a file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 import numpy
@@ -28,23 +34,28 @@ from safetensors import SafetensorError
 from tensorlite import __version__
 from tensorlite.creation import tensor
 from tensorlite.device import device as as_device
+from tensorlite.safetensors_reader import (
+    DTYPES,
+    CheckpointError,
+    Header,
+    PathLike,
+    checkpoint_error,
+    parse_json,
+    read_safetensors,
+    short,
+)
 from tensorlite.tensor import Tensor
 
-PathLike = str | os.PathLike
-_FOREIGN = {b"PK\x03\x04": "a zip archive (torch.save writes these)", b"\x80": "a pickle",
-            b"\x89PNG": "a PNG image"}  # how unwelcome files start
-
-
-class CheckpointError(ValueError):
-    """A file that is not a readable tensorlite/safetensors checkpoint."""
-
-
-def _error(path: PathLike, problem: str) -> CheckpointError:
-    return CheckpointError(f"{os.fspath(path)!r} is not a valid checkpoint: {problem}")
+MAX_DEPTH = 64  # containers inside containers, in the saved object and in metadata
+MAX_TREE_CHARS = 8 * 2**20  # the JSON text of each tree
+_KEYS = {"tensorlite_version", "tensorlite_structure", "tensorlite_metadata", "tensorlite_header_sha256",
+         "tensorlite_data_sha256"}
+_DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+_NODES = {"tensor", "dict", "list", "tuple"}
 
 
 # -- the tree <-> JSON + named tensors ---------------------------------------------------------------
-def _encode(value: Any, name: str, tensors: dict[str, numpy.ndarray] | None) -> Any:
+def _encode(value: Any, name: str, tensors: dict[str, numpy.ndarray] | None, depth: int = 0) -> Any:
     """``value`` as a JSON node; tensors go into ``tensors`` under ``name`` (``None``: tensors refused)."""
     where = repr(name) if name else "the top level"
     if isinstance(value, Tensor):
@@ -54,13 +65,16 @@ def _encode(value: Any, name: str, tensors: dict[str, numpy.ndarray] | None) -> 
             raise ValueError(f"save: two tensors would be stored under the name {name!r}; rename one of the keys")
         tensors[name] = numpy.asarray(value.numpy(), order="C")  # safetensors writes raw, dense memory
         return {"tensor": name}
+    if isinstance(value, (dict, list, tuple)) and depth == MAX_DEPTH:
+        raise ValueError(f"save: {where} is nested deeper than {MAX_DEPTH} dicts, lists and tuples")
     if isinstance(value, dict):
         for key in value:
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 raise TypeError(f"save: dict keys must be str or int, got {key!r} at {where}")
-        return {"dict": [[key, _encode(v, f"{name}.{key}" if name else str(key), tensors)] for key, v in value.items()]}
+        return {"dict": [[key, _encode(v, f"{name}.{key}" if name else str(key), tensors, depth + 1)]
+                         for key, v in value.items()]}
     if isinstance(value, (list, tuple)):
-        items = [_encode(v, f"{name}.{i}" if name else str(i), tensors) for i, v in enumerate(value)]
+        items = [_encode(v, f"{name}.{i}" if name else str(i), tensors, depth + 1) for i, v in enumerate(value)]
         return {"tuple" if isinstance(value, tuple) else "list": items}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -70,7 +84,38 @@ def _encode(value: Any, name: str, tensors: dict[str, numpy.ndarray] | None) -> 
                     "tensors, numbers, strings, bools and None, in dicts, lists and tuples (objects are never pickled)")
 
 
+def _check(path: PathLike, key: str, node: Any, depth: int, names: list[str] | None) -> None:
+    """Refuse any node of a parsed tree that ``_encode`` would not write; collect tensor names into ``names``
+    (``None``: no tensors allowed). Recursion stops at ``MAX_DEPTH``, as ``_encode`` does."""
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return
+    if not isinstance(node, dict) or len(node) != 1 or next(iter(node)) not in _NODES:
+        raise checkpoint_error(path, f"its {key} holds {short(node)}, which is not a node tensorlite writes")
+    ((kind, body),) = node.items()
+    if kind == "tensor":
+        if names is None or not isinstance(body, str):
+            raise checkpoint_error(path, f"its {key} holds {short(node)} where no tensor reference may be")
+        names.append(body)
+        return
+    if depth == MAX_DEPTH:
+        raise checkpoint_error(path, f"its {key} nests deeper than {MAX_DEPTH} dicts, lists and tuples")
+    if not isinstance(body, list):
+        raise checkpoint_error(path, f"its {key} holds a {kind} whose body {short(body)} is not a list")
+    if kind == "dict":
+        keys = set()
+        for pair in body:
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (str, int))
+                    and not isinstance(pair[0], bool)) or pair[0] in keys:
+                raise checkpoint_error(path, f"its {key} holds the dict entry {short(pair)}, not a [key, value] pair "
+                                             "with a new str or int key")
+            keys.add(pair[0])
+        body = [value for _, value in body]
+    for item in body:
+        _check(path, key, item, depth + 1, names)
+
+
 def _decode(node: Any, tensors: dict[str, numpy.ndarray], device: Any) -> Any:
+    """The object a tree passed by ``_check`` describes."""
     if not isinstance(node, dict):
         return node
     ((kind, body),) = node.items()
@@ -78,30 +123,81 @@ def _decode(node: Any, tensors: dict[str, numpy.ndarray], device: Any) -> Any:
         return tensor(tensors[body], device=device)  # a writable copy on ``device``
     if kind == "dict":
         return {key: _decode(value, tensors, device) for key, value in body}
-    if kind in ("list", "tuple"):
-        items = [_decode(value, tensors, device) for value in body]
-        return tuple(items) if kind == "tuple" else items
-    raise ValueError(f"unknown node kind {kind!r}")
+    items = [_decode(value, tensors, device) for value in body]
+    return tuple(items) if kind == "tuple" else items
+
+
+# -- checksums: corruption anywhere in a tensorlite file is an error, never a different load ---------------
+def _sha256(chunks: Iterable[Any]) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _header_sha256(structure: str, metadata: str, tensors: Iterable[tuple[str, str, Any]]) -> str:
+    """The trees' JSON and each tensor's (name, dtype, shape), hashed."""
+    described = sorted([name, dtype, list(shape)] for name, dtype, shape in tensors)
+    return _sha256([json.dumps([structure, metadata, described]).encode()])
+
+
+def _strings(structure: str, metadata: str, arrays: dict[str, numpy.ndarray]) -> dict[str, str]:
+    """The ``__metadata__`` of a tensorlite checkpoint holding these trees and tensors."""
+    names = sorted(arrays)
+    return {
+        "tensorlite_version": __version__,
+        "tensorlite_structure": structure,
+        "tensorlite_metadata": metadata,
+        "tensorlite_header_sha256": _header_sha256(
+            structure, metadata, [(name, _DTYPE_NAMES[arrays[name].dtype], arrays[name].shape) for name in names]),
+        "tensorlite_data_sha256": _sha256(arrays[name] for name in names),
+    }
 
 
 # -- files --------------------------------------------------------------------------------------------
+def _tree_json(node: Any, what: str) -> str:
+    text = json.dumps(node)
+    if len(text) > MAX_TREE_CHARS:
+        raise ValueError(f"save: {what} takes {len(text)} characters of JSON, over the limit of {MAX_TREE_CHARS}")
+    return text
+
+
+def _remove_orphans(folder: str, base: str) -> None:
+    """Delete temp files that killed saves to ``folder/base`` left behind."""
+    orphan = re.compile(re.escape(f".{base}.") + r"[0-9a-f]{8}\.tmp")  # the temp name ``save`` makes
+    for name in os.listdir(folder):
+        if orphan.fullmatch(name):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, name))
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make a rename in ``folder`` durable: until then a crash may bring back the old file (POSIX only)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def save(obj: dict[str, Any], path: PathLike, metadata: dict[str, Any] | None = None) -> None:
     """Write ``obj`` (and ``metadata``: model name, config, vocabulary...) to ``path`` atomically: a crash
-    mid-write leaves any previous file at ``path`` intact."""
+    mid-write leaves any previous file at ``path`` intact, and the next save removes the crashed one's temp file.
+    Two processes saving to one path at the same time is not supported."""
     if not isinstance(obj, dict):
         raise TypeError(f"save: expected a dict (e.g. model.state_dict()), got {type(obj).__name__}")
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"save: metadata must be a dict, got {type(metadata).__name__}")
     tensors: dict[str, numpy.ndarray] = {}
-    header = {
-        "tensorlite_version": __version__,
-        "tensorlite_structure": json.dumps(_encode(obj, "", tensors)),
-        "tensorlite_metadata": json.dumps(_encode({**(metadata or {}), "tensorlite_version": __version__}, "", None)),
-    }
-    data = safetensors.numpy.save(tensors, metadata=header)
+    structure = _tree_json(_encode(obj, "", tensors), "the saved object")
+    metadata_json = _tree_json(_encode({**(metadata or {}), "tensorlite_version": __version__}, "", None), "metadata")
+    data = safetensors.numpy.save(tensors, metadata=_strings(structure, metadata_json, tensors))
     folder, base = os.path.split(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: the folder {folder!r} does not exist")
+    _remove_orphans(folder, base)
     temp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")  # same folder: os.replace is atomic
     try:
         with open(temp, "xb") as f:
@@ -113,62 +209,69 @@ def save(obj: dict[str, Any], path: PathLike, metadata: dict[str, Any] | None = 
         with contextlib.suppress(FileNotFoundError):
             os.remove(temp)
         raise
+    _fsync_folder(folder)
 
 
-def _read_header(path: PathLike, f: Any) -> dict[str, Any]:
-    """The JSON header of the open safetensors file ``f``, after checking the file can hold what it says."""
-    size = os.fstat(f.fileno()).st_size
-    start = f.read(8)
-    if size == 0:
-        raise _error(path, "the file is empty")
-    n = int.from_bytes(start, "little")
-    if size < 8 or n > size - 8:
-        kind = next((kind for magic, kind in _FOREIGN.items() if start.startswith(magic)), None)
-        raise _error(path, f"it is {kind}, not a safetensors file" if kind else
-                     f"its header claims {n} bytes but the file has {size} (truncated, or not a safetensors file)")
-    try:
-        header = json.loads(f.read(n))
-        if not isinstance(header.get("__metadata__", {}), dict):
-            raise TypeError("__metadata__ is not a JSON object")
-        end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise _error(path, f"its header is not a safetensors header ({exc})") from None
-    if 8 + n + end > size:
-        raise _error(path, f"the file is truncated: its tensors need {8 + n + end} bytes but it has {size}")
-    return header
+def _tree(path: PathLike, key: str, text: str, names: list[str] | None) -> Any:
+    """The checked tree stored as JSON ``text`` under ``key``: a dict at the top, within the limits."""
+    if len(text) > MAX_TREE_CHARS:
+        raise checkpoint_error(path, f"its {key} has {len(text)} characters, over the limit of {MAX_TREE_CHARS}")
+    tree = parse_json(path, key, text)
+    _check(path, key, tree, 0, names)
+    if not (isinstance(tree, dict) and "dict" in tree):
+        raise checkpoint_error(path, f"its {key} holds {short(tree)}, not a dict")
+    return tree
 
 
-def _tree(path: PathLike, header: dict[str, Any], key: str, arrays: dict[str, numpy.ndarray], device: Any) -> Any:
-    """Rebuild the tree stored as JSON under ``key`` of the header's ``__metadata__``."""
-    try:
-        return _decode(json.loads(header["__metadata__"][key]), arrays, device)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise _error(path, f"its {key} is malformed ({exc!r})") from None
+def _trees(path: PathLike, header: Header) -> tuple[Any, Any] | None:
+    """The checked (structure, metadata) trees of a tensorlite file; ``None`` for a plain safetensors file."""
+    strings = header.metadata
+    if not any(key.startswith("tensorlite_") for key in strings):
+        return None
+    if set(strings) != _KEYS:
+        raise checkpoint_error(path, f"its __metadata__ has the keys {short(sorted(strings))}, not tensorlite's "
+                                     f"{', '.join(sorted(_KEYS))}")
+    structure, metadata = strings["tensorlite_structure"], strings["tensorlite_metadata"]
+    described = [(name, entry.dtype, entry.shape) for name, entry in header.tensors.items()]
+    if strings["tensorlite_header_sha256"] != _header_sha256(structure, metadata, described):
+        raise checkpoint_error(path, "its header does not match its tensorlite_header_sha256 (the file is corrupt)")
+    names: list[str] = []
+    trees = _tree(path, "tensorlite_structure", structure, names), _tree(path, "tensorlite_metadata", metadata, None)
+    for name in sorted(set(names) | set(header.tensors)):
+        count = names.count(name)
+        if count != 1 or name not in header.tensors:  # a tensor shared by references would be copied per reference
+            raise checkpoint_error(path, f"its tensorlite_structure refers {count} times to the tensor {short(name)}"
+                                         f"{'' if name in header.tensors else ', which the file does not hold'}; "
+                                         "each stored tensor must be referenced exactly once")
+    return trees
 
 
 def load(path: PathLike, device: Any = None) -> dict[str, Any]:
     """Read a checkpoint written by ``save`` (or any safetensors file); tensors go to ``device`` (default cpu)."""
-    with open(path, "rb") as f:
-        header = _read_header(path, f)
-        f.seek(0)
-        data = f.read()
+    header, data = read_safetensors(path, whole_file=True)
+    trees = _trees(path, header)
+    if trees is not None:
+        view = memoryview(data)[header.data_start:]
+        spans = (view[entry.start:entry.end] for _, entry in sorted(header.tensors.items()))
+        if header.metadata["tensorlite_data_sha256"] != _sha256(spans):
+            raise checkpoint_error(path, "its tensors' bytes do not match its tensorlite_data_sha256 (the file "
+                                         "is corrupt)")
     try:
         arrays = safetensors.numpy.load(data)
-    except (SafetensorError, KeyError, ValueError) as exc:
-        raise _error(path, f"safetensors cannot read it ({exc!r})") from None
+    except (SafetensorError, ValueError) as exc:
+        raise checkpoint_error(path, f"safetensors cannot read it ({short(exc)})") from None
     device = as_device(device or "cpu")
-    if "tensorlite_structure" not in header.get("__metadata__", {}):
+    if trees is None:
         return {name: tensor(array, device=device) for name, array in arrays.items()}
-    return _tree(path, header, "tensorlite_structure", arrays, device)
+    return _decode(trees[0], arrays, device)
 
 
 def load_metadata(path: PathLike) -> dict[str, Any]:
-    """The ``metadata`` given to ``save`` plus ``tensorlite_version``, reading only the header.
-    For a safetensors file from elsewhere: its ``__metadata__`` strings as they are."""
-    with open(path, "rb") as f:
-        header = _read_header(path, f)
-    strings = header.get("__metadata__", {})
-    return _tree(path, header, "tensorlite_metadata", {}, None) if "tensorlite_metadata" in strings else dict(strings)
+    """The ``metadata`` given to ``save`` plus ``tensorlite_version``, reading only the header (so the tensors'
+    checksum is left to ``load``). For a safetensors file from elsewhere: its ``__metadata__`` strings as they are."""
+    header, _ = read_safetensors(path, whole_file=False)
+    trees = _trees(path, header)
+    return dict(header.metadata) if trees is None else _decode(trees[1], {}, None)
 
 
 __all__ = ["CheckpointError", "load", "load_metadata", "save"]

@@ -169,7 +169,7 @@ BAD_FILES = {
     "tiny": (lambda good: b"abc", "has 3"),
     "truncated": (lambda good: good[: len(good) - 40], "truncated"),
     "cut in the header": (lambda good: good[:30], "header claims"),
-    "corrupt header": (lambda good: good[:8] + b"\xff" * 20 + good[28:], "not a safetensors header"),
+    "corrupt header": (lambda good: good[:8] + b"\xff" * 20 + good[28:], "header does not start with '{'"),
     "pickle": (lambda good: pickle.dumps({"x": [1.0, 2.0]}), "a pickle"),
     "png": (lambda good: b"\x89PNG\r\n\x1a\n" + bytes(64), "a PNG image"),
     "text": (lambda good: b"just some text\n", "not a safetensors file"),
@@ -185,16 +185,6 @@ def test_bad_files_raise_checkpoint_error_naming_the_file(tmp_path: Path, kind: 
     with pytest.raises(tl.CheckpointError, match=problem) as info:
         reader(path)
     assert str(path) in str(info.value) and isinstance(info.value, ValueError)
-
-
-def test_malformed_tensorlite_header_is_a_checkpoint_error(tmp_path: Path) -> None:
-    path = tmp_path / "odd.safetensors"
-    broken = {"tensorlite_structure": '{"dict": [["x", {"tensor": "y"}]]}', "tensorlite_metadata": "{not json"}
-    safetensors.numpy.save_file({"x": numpy.ones(2)}, path, metadata=broken)
-    with pytest.raises(tl.CheckpointError, match="odd.safetensors.*tensorlite_structure is malformed"):
-        tl.load(path)
-    with pytest.raises(tl.CheckpointError, match="tensorlite_metadata is malformed"):
-        tl.load_metadata(path)
 
 
 def test_torch_zip_files_are_recognised(tmp_path: Path) -> None:
