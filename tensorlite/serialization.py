@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -232,17 +233,17 @@ def _trees(path: PathLike, header: Header) -> tuple[Any, Any] | None:
         raise checkpoint_error(path, f"its __metadata__ has the keys {short(sorted(strings))}, not tensorlite's "
                                      f"{', '.join(sorted(_KEYS))}")
     structure, metadata = strings["tensorlite_structure"], strings["tensorlite_metadata"]
+    names: list[str] = []
+    trees = _tree(path, "tensorlite_structure", structure, names), _tree(path, "tensorlite_metadata", metadata, None)
+    counts = Counter(names)
+    for name in sorted(counts.keys() | header.tensors.keys()):
+        if counts[name] != 1 or name not in header.tensors:  # shared, it would be copied once per reference
+            raise checkpoint_error(path, f"its tensorlite_structure refers {counts[name]} times to the tensor "
+                                         f"{short(name)}{'' if name in header.tensors else ', which the file lacks'}; "
+                                         "each stored tensor must be referenced exactly once")
     described = [(name, entry.dtype, entry.shape) for name, entry in header.tensors.items()]
     if strings["tensorlite_header_sha256"] != _header_sha256(structure, metadata, described):
         raise checkpoint_error(path, "its header does not match its tensorlite_header_sha256 (the file is corrupt)")
-    names: list[str] = []
-    trees = _tree(path, "tensorlite_structure", structure, names), _tree(path, "tensorlite_metadata", metadata, None)
-    for name in sorted(set(names) | set(header.tensors)):
-        count = names.count(name)
-        if count != 1 or name not in header.tensors:  # a tensor shared by references would be copied per reference
-            raise checkpoint_error(path, f"its tensorlite_structure refers {count} times to the tensor {short(name)}"
-                                         f"{'' if name in header.tensors else ', which the file does not hold'}; "
-                                         "each stored tensor must be referenced exactly once")
     return trees
 
 

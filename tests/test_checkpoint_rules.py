@@ -107,7 +107,7 @@ TREE_RULES: dict[str, tuple[Callable[[], bytes], str]] = {
                        "refers 500 times to the tensor 'w'"),
     "tensor never referenced": (lambda: forged({"dict": []}), "refers 0 times to the tensor 'w'"),
     "tensor not in the file": (lambda: forged({"dict": [["w", {"tensor": "w"}], ["v", {"tensor": "v"}]]}),
-                               "refers 1 times to the tensor 'v', which the file does not hold"),
+                               "refers 1 times to the tensor 'v', which the file lacks"),
 }
 
 
