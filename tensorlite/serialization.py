@@ -12,8 +12,13 @@ the rest, with its key types, and ``metadata`` go as JSON in the header's ``__me
     tensorlite_header_sha256  SHA-256 of the two trees and every tensor's name, dtype and shape
     tensorlite_data_sha256    SHA-256 of the tensors' bytes, in name order
 
-A safetensors file from elsewhere (no ``tensorlite_*`` key) loads as ``{name: tensor}``.
-docs/checkpoints.md lists the rules ``load`` and ``load_metadata`` enforce before trusting a file.
+The two checksums came after tensorlite 0.1.0, whose files hold only the first three keys. A file is
+recognised by its key set: all five keys, checksums verified; exactly the first three, a 0.1.0 file, loaded
+as before; any other set of ``tensorlite_*`` keys (one checksum without the other) is a ``CheckpointError``.
+A file without checksums (0.1.0, or a safetensors file from elsewhere, with no ``tensorlite_*`` key, which
+loads as ``{name: tensor}``) passes every structural rule but its content cannot be verified: a flipped
+byte in its tensors or metadata loads as a different value. docs/checkpoints.md lists the rules ``load``
+and ``load_metadata`` enforce before trusting a file.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy
 import safetensors.numpy
@@ -49,8 +54,8 @@ from tensorlite.tensor import Tensor
 
 MAX_DEPTH = 64  # containers inside containers, in the saved object and in metadata
 MAX_TREE_CHARS = 8 * 2**20  # the JSON text of each tree
-_KEYS = {"tensorlite_version", "tensorlite_structure", "tensorlite_metadata", "tensorlite_header_sha256",
-         "tensorlite_data_sha256"}
+_TREE_KEYS = {"tensorlite_version", "tensorlite_structure", "tensorlite_metadata"}  # all that 0.1.0 wrote
+_CHECKSUM_KEYS = {"tensorlite_header_sha256", "tensorlite_data_sha256"}  # written since, and then verified
 _DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 _NODES = {"tensor", "dict", "list", "tuple"}
 
@@ -224,14 +229,23 @@ def _tree(path: PathLike, key: str, text: str, names: list[str] | None) -> Any:
     return tree
 
 
-def _trees(path: PathLike, header: Header) -> tuple[Any, Any] | None:
-    """The checked (structure, metadata) trees of a tensorlite file; ``None`` for a plain safetensors file."""
+class _Trees(NamedTuple):
+    structure: Any
+    metadata: Any
+    checksummed: bool  # False for a tensorlite 0.1.0 file: its data can not be verified
+
+
+def _trees(path: PathLike, header: Header) -> _Trees | None:
+    """The checked trees of a tensorlite file, its header checksum verified if it has one; ``None`` for a plain
+    safetensors file."""
     strings = header.metadata
     if not any(key.startswith("tensorlite_") for key in strings):
         return None
-    if set(strings) != _KEYS:
+    checksummed = set(strings) == _TREE_KEYS | _CHECKSUM_KEYS
+    if not checksummed and set(strings) != _TREE_KEYS:
         raise checkpoint_error(path, f"its __metadata__ has the keys {short(sorted(strings))}, not tensorlite's "
-                                     f"{', '.join(sorted(_KEYS))}")
+                                     f"{', '.join(sorted(_TREE_KEYS))}, plus {' and '.join(sorted(_CHECKSUM_KEYS))} "
+                                     "in files written after the 0.1.0 release")
     structure, metadata = strings["tensorlite_structure"], strings["tensorlite_metadata"]
     names: list[str] = []
     trees = _tree(path, "tensorlite_structure", structure, names), _tree(path, "tensorlite_metadata", metadata, None)
@@ -242,16 +256,17 @@ def _trees(path: PathLike, header: Header) -> tuple[Any, Any] | None:
                                          f"{short(name)}{'' if name in header.tensors else ', which the file lacks'}; "
                                          "each stored tensor must be referenced exactly once")
     described = [(name, entry.dtype, entry.shape) for name, entry in header.tensors.items()]
-    if strings["tensorlite_header_sha256"] != _header_sha256(structure, metadata, described):
+    if checksummed and strings["tensorlite_header_sha256"] != _header_sha256(structure, metadata, described):
         raise checkpoint_error(path, "its header does not match its tensorlite_header_sha256 (the file is corrupt)")
-    return trees
+    return _Trees(*trees, checksummed)
 
 
 def load(path: PathLike, device: Any = None) -> dict[str, Any]:
-    """Read a checkpoint written by ``save`` (or any safetensors file); tensors go to ``device`` (default cpu)."""
+    """Read a checkpoint written by ``save`` (of any release; checksums, which files since 0.1.0 carry, are
+    verified) or any safetensors file; tensors go to ``device`` (default cpu)."""
     header, data = read_safetensors(path, whole_file=True)
     trees = _trees(path, header)
-    if trees is not None:
+    if trees is not None and trees.checksummed:
         view = memoryview(data)[header.data_start:]
         spans = (view[entry.start:entry.end] for _, entry in sorted(header.tensors.items()))
         if header.metadata["tensorlite_data_sha256"] != _sha256(spans):
@@ -264,7 +279,7 @@ def load(path: PathLike, device: Any = None) -> dict[str, Any]:
     device = as_device(device or "cpu")
     if trees is None:
         return {name: tensor(array, device=device) for name, array in arrays.items()}
-    return _decode(trees[0], arrays, device)
+    return _decode(trees.structure, arrays, device)
 
 
 def load_metadata(path: PathLike) -> dict[str, Any]:
@@ -272,7 +287,7 @@ def load_metadata(path: PathLike) -> dict[str, Any]:
     checksum is left to ``load``). For a safetensors file from elsewhere: its ``__metadata__`` strings as they are."""
     header, _ = read_safetensors(path, whole_file=False)
     trees = _trees(path, header)
-    return dict(header.metadata) if trees is None else _decode(trees[1], {}, None)
+    return dict(header.metadata) if trees is None else _decode(trees.metadata, {}, None)
 
 
 __all__ = ["CheckpointError", "load", "load_metadata", "save"]

@@ -42,6 +42,16 @@ def forged(structure: Any, metadata: Any = None, arrays: dict[str, numpy.ndarray
     return safetensors.numpy.save(arrays, metadata=strings)
 
 
+def without_checksums(data: bytes, keys: tuple[str, ...] = ("tensorlite_header_sha256", "tensorlite_data_sha256")
+                      ) -> bytes:
+    """The file ``data`` with these ``__metadata__`` keys removed: by default, as tensorlite 0.1.0 wrote it."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    for key in keys:
+        del header["__metadata__"][key]
+    return raw(header, data[8 + n:])
+
+
 def nested(depth: int) -> str:
     """JSON text of a structure holding tensor w and, under "a", 1 inside ``depth`` list nodes."""
     return '{"dict": [["w", {"tensor": "w"}], ["a", ' + '{"list": [' * depth + "1" + "]}" * depth + "]]}"
@@ -81,6 +91,8 @@ TREE_RULES: dict[str, tuple[Callable[[], bytes], str]] = {
                                "keys .*, not tensorlite's"),
     "unknown tensorlite key": (lambda: safetensors.numpy.save({}, metadata={**serialization._strings(
         json.dumps({"dict": []}), json.dumps({"dict": []}), {}), "tensorlite_x": ""}), "not tensorlite's"),
+    "one checksum without the other": (lambda: without_checksums(forged(W), ("tensorlite_data_sha256",)),
+                                       "keys .*, not tensorlite's"),
     "header checksum": (lambda: forged(W, {"dict": [["model", "gpt"]]}).replace(b"gpt", b"mlp"),
                         "does not match its tensorlite_header_sha256"),
     "structure not json": (lambda: forged("{not json"), "tensorlite_structure is not valid JSON"),
@@ -122,10 +134,27 @@ def test_each_rule_is_a_one_line_checkpoint_error_naming_the_file(tmp_path: Path
     assert str(info.value).startswith(repr(str(path))) and "\n" not in str(info.value)
 
 
+KEY_AND_CHECKSUM_RULES = {"tensorlite key missing", "unknown tensorlite key", "one checksum without the other",
+                          "header checksum"}
+
+
+@pytest.mark.parametrize("rule", [rule for rule in TREE_RULES if rule not in KEY_AND_CHECKSUM_RULES])
+@pytest.mark.parametrize("reader", READERS)
+def test_files_without_checksums_as_0_1_0_wrote_them_keep_every_tree_rule(tmp_path: Path, rule: str,
+                                                                        reader: Any) -> None:
+    make, message = TREE_RULES[rule]
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(without_checksums(make()))
+    with pytest.raises(tl.CheckpointError, match=message):
+        reader(path)
+
+
 def test_forged_files_pass_when_they_break_no_rule(tmp_path: Path) -> None:
     """The helpers above make loadable files: each bad file fails for its rule alone."""
     path = tmp_path / "ok.safetensors"
     path.write_bytes(forged(nested(63)))
+    assert tl.load(path)["w"].tolist() == [1.0, 1.0] and tl.load_metadata(path) == {"tensorlite_version": "0.1.0"}
+    path.write_bytes(without_checksums(forged(nested(63))))
     assert tl.load(path)["w"].tolist() == [1.0, 1.0] and tl.load_metadata(path) == {"tensorlite_version": "0.1.0"}
     path.write_bytes(raw({"x": f32([1], [0, 4]), "__metadata__": {"a": "b"}}, bytes(4)))
     assert tl.load(path)["x"].tolist() == [0.0] and tl.load_metadata(path) == {"a": "b"}
@@ -166,9 +195,13 @@ def test_save_refuses_what_load_would_refuse(tmp_path: Path) -> None:
 
 
 # -- truncation -----------------------------------------------------------------------------------------
-def test_every_truncation_is_a_checkpoint_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("written_by", ["this version", "0.1.0"])
+def test_every_truncation_is_a_checkpoint_error(tmp_path: Path, written_by: str) -> None:
     path = tmp_path / "small.safetensors"
-    tl.save({"w": tl.ones(3), "opt": {"step": 2, "m": [tl.zeros(2, dtype=tl.int64)]}}, path, metadata={"k": 1})
+    if written_by == "0.1.0":
+        path = Path(__file__).parent / "fixtures" / "tensorlite-0.1.0" / "objects.safetensors"
+    else:
+        tl.save({"w": tl.ones(3), "opt": {"step": 2, "m": [tl.zeros(2, dtype=tl.int64)]}}, path, metadata={"k": 1})
     good = path.read_bytes()
     cut = tmp_path / "cut.safetensors"
     for length in range(len(good)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import pickle
 import zipfile
@@ -13,6 +15,8 @@ import pytest
 import safetensors.numpy
 
 import tensorlite as tl
+
+LEGACY = Path(__file__).parent / "fixtures" / "tensorlite-0.1.0"  # files tensorlite 0.1.0 wrote, without checksums
 
 
 def assert_same(a: Any, b: Any) -> None:
@@ -107,6 +111,34 @@ def test_foreign_safetensors_files_load_flat(tmp_path: Path) -> None:
     loaded = tl.load(path)
     assert list(loaded) == ["encoder.weight"] and loaded["encoder.weight"].tolist() == weight.tolist()
     assert tl.load_metadata(path) == {"format": "np"}
+
+
+def legacy_content() -> tuple[dict[str, Any], dict[str, Any]]:
+    """What tensorlite 0.1.0 was given to write LEGACY / "objects.safetensors", built with today's tensorlite."""
+    spec = importlib.util.spec_from_file_location("make_fixtures", LEGACY / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.saved()
+
+
+def test_a_file_written_by_0_1_0_loads_as_it_was_saved() -> None:
+    path = LEGACY / "objects.safetensors"
+    assert sorted(safetensors.safe_open(path, "numpy").metadata()) == [
+        "tensorlite_metadata", "tensorlite_structure", "tensorlite_version"]  # no checksums in 0.1.0
+    obj, metadata = legacy_content()
+    assert_same(tl.load(path), obj)
+    assert_same(tl.load_metadata(path), {**metadata, "tensorlite_version": "0.1.0"})
+
+
+def test_a_file_without_checksums_loads_corrupt_data_unnoticed(tmp_path: Path) -> None:
+    """The honest limit of backward compatibility: a 0.1.0 file's bytes have no checksum to be checked against."""
+    data = bytearray((LEGACY / "objects.safetensors").read_bytes())
+    n = int.from_bytes(data[:8], "little")
+    data[8 + n + json.loads(data[8:8 + n])["weight"]["data_offsets"][0]] ^= 1  # a bit of weight[0, 0]
+    path = tmp_path / "flipped.safetensors"
+    path.write_bytes(bytes(data))
+    loaded, original = tl.load(path)["weight"].numpy(), legacy_content()[0]["weight"].numpy()
+    assert loaded.tobytes() != original.tobytes() and loaded.flat[1:].tolist() == original.flat[1:].tolist()
 
 
 def test_non_contiguous_tensors_are_written_in_order(tmp_path: Path) -> None:
