@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy
+
+from tensorlite.utils.files import open_regular_file
 
 PathLike = str | os.PathLike
 MAX_HEADER_BYTES = 100_000_000  # the reference reader's limit, checked before the header is read
@@ -24,8 +25,6 @@ DTYPES = {name: numpy.dtype(kind) for name, kind in [
     ("F64", "float64")]}  # the safetensors dtypes NumPy holds
 _FOREIGN = {b"PK\x03\x04": "a zip archive (torch.save writes these)", b"\x80": "a pickle",
             b"\x89PNG": "a PNG image"}  # how unwelcome files start
-_SPECIAL = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
 
 
 class CheckpointError(ValueError):
@@ -72,25 +71,6 @@ def parse_json(path: PathLike, what: str, text: str | bytes) -> Any:
         raise checkpoint_error(path, f"its {what} nests too deep to parse") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a duplicate key, an integer too long
         raise checkpoint_error(path, f"its {what} is not valid JSON ({str(exc).splitlines()[0]})") from None
-
-
-def _refuse_special(path: PathLike, mode: int) -> None:
-    kind = next((kind for test, kind in _SPECIAL if test(mode)), None)
-    if kind:
-        raise checkpoint_error(path, f"it is {kind}, not a regular file")
-
-
-def _open_regular(path: PathLike) -> BinaryIO:
-    """Open ``path`` for reading only if it is a regular file: a FIFO would block, a device never end."""
-    _refuse_special(path, os.stat(path).st_mode)  # before opening: opening some devices does things
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO swapped in since can not block us
-    file = os.fdopen(fd, "rb")
-    try:
-        _refuse_special(path, os.fstat(fd).st_mode)
-    except CheckpointError:
-        file.close()
-        raise
-    return file
 
 
 def _is_count(value: Any) -> bool:
@@ -152,7 +132,8 @@ def _header(path: PathLike, raw: bytes, size: int) -> Header:
 
 def read_safetensors(path: PathLike, whole_file: bool) -> tuple[Header, bytes | None]:
     """The checked header of the safetensors file ``path``, and the file's bytes if ``whole_file``."""
-    with _open_regular(path) as f:
+    # stat first: a FIFO would block the reader, a device never end
+    with open_regular_file(path, f"{os.fspath(path)!r} is not a valid checkpoint", CheckpointError) as f:
         size = os.fstat(f.fileno()).st_size
         start = f.read(8)
         if size == 0:
@@ -169,7 +150,7 @@ def read_safetensors(path: PathLike, whole_file: bool) -> tuple[Header, bytes | 
         if not whole_file:
             return header, None
         f.seek(0)
-        data = f.read()
+        data = f.read(size + 1)  # one byte more than fstat said shows a file growing underneath
     if len(data) != size:
         raise checkpoint_error(path, f"the file changed size while being read ({size} then {len(data)} bytes)")
     return header, data

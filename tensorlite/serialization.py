@@ -51,6 +51,7 @@ from tensorlite.safetensors_reader import (
     short,
 )
 from tensorlite.tensor import Tensor
+from tensorlite.utils.files import fsync_directory
 
 MAX_DEPTH = 64  # containers inside containers, in the saved object and in metadata
 MAX_TREE_CHARS = 8 * 2**20  # the JSON text of each tree
@@ -177,17 +178,6 @@ def _remove_orphans(folder: str, base: str) -> None:
                 os.remove(os.path.join(folder, name))
 
 
-def _fsync_folder(folder: str) -> None:
-    """Make a rename in ``folder`` durable: until then a crash may bring back the old file (POSIX only)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(obj: dict[str, Any], path: PathLike, metadata: dict[str, Any] | None = None) -> None:
     """Write ``obj`` (and ``metadata``: model name, config, vocabulary...) to ``path`` atomically: a crash
     mid-write leaves any previous file at ``path`` intact, and the next save removes the crashed one's temp file.
@@ -215,7 +205,7 @@ def save(obj: dict[str, Any], path: PathLike, metadata: dict[str, Any] | None = 
         with contextlib.suppress(FileNotFoundError):
             os.remove(temp)
         raise
-    _fsync_folder(folder)
+    fsync_directory(folder)
 
 
 def _tree(path: PathLike, key: str, text: str, names: list[str] | None) -> Any:

@@ -241,7 +241,7 @@ def special_paths(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 @pytest.mark.parametrize("reader", READERS)
 def test_fifos_directories_and_devices_are_refused_without_opening(tmp_path: Path, reader: Any) -> None:
     for path, kind in special_paths(tmp_path):
-        with deadline(5), pytest.raises(tl.CheckpointError, match=f"it is {kind}, not a regular file") as info:
+        with deadline(5), pytest.raises(tl.CheckpointError, match=f"is {kind}, expected a regular file") as info:
             reader(path)
         assert repr(str(path)) in str(info.value)
 
