@@ -6,7 +6,11 @@ exception: a mutant with no ``tensorlite_`` key left (``__metadata__`` deleted) 
 by definition, and reads as one ("plain safetensors"): no checksum can survive its own deletion.
 Mutations: byte flips, field mutations of the JSON header and of tensorlite's trees inside it, and length
 mutations (the 8-byte prefix, truncation, bytes appended, inserted or removed). The checkpoints: a small
-one and a model + AdamW optimizer state with nested metadata.
+one and a model + AdamW optimizer state with nested metadata, both with checksums, and two files written by
+tensorlite 0.1.0 (tests/fixtures/tensorlite-0.1.0), which have none. A mutant of a 0.1.0 file may also load
+as something else, counted apart and never hidden: "loaded, data not verifiable (legacy)" when only its
+tensors' bytes changed, "loaded, header not verifiable (legacy)" when its header changed yet still obeys
+every rule. Any other outcome of a 0.1.0 file fails the run as for the others.
 
     python scripts/fuzz_checkpoints.py [--cases 20000] [--seed 0] [--timeout 5]
 
@@ -35,16 +39,23 @@ INTERESTING = [None, True, 0, -1, 1.5, 2**63, 2**64 + 1, "", "4", "F32", "BF16",
                [2**62, 2**62], {}, {"tensor": "w"}, {"dict": []}, {"list": [{"tensor": "0.weight"}]}]
 
 
+LEGACY = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tensorlite-0.1.0"
+LEGACY_FILES = {"0.1.0 objects": LEGACY / "objects.safetensors",
+                "0.1.0 xor run": LEGACY / "xor" / "checkpoint.safetensors"}
+NAMES = ("small", "nested", *LEGACY_FILES)
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     name: str
     data: bytes
     loaded: dict[str, Any]
     metadata: dict[str, Any]
+    legacy: bool  # written by tensorlite 0.1.0: no checksums
 
 
 def real_checkpoints(folder: Path) -> list[Checkpoint]:
-    """A small checkpoint and a model + optimizer one, as bytes and as loaded."""
+    """A small checkpoint and a model + optimizer one, then the 0.1.0 files, as bytes and as loaded."""
     tl.manual_seed(0)
     model = tl.nn.Sequential(tl.nn.Linear(3, 4), tl.nn.ReLU(), tl.nn.Linear(4, 2))
     optimizer = tl.optim.AdamW(model.parameters(), lr=1e-3)
@@ -60,7 +71,9 @@ def real_checkpoints(folder: Path) -> list[Checkpoint]:
     for name, (obj, metadata) in objects.items():
         path = folder / f"{name}.safetensors"
         tl.save(obj, path, metadata=metadata)
-        checkpoints.append(Checkpoint(name, path.read_bytes(), tl.load(path), tl.load_metadata(path)))
+        checkpoints.append(Checkpoint(name, path.read_bytes(), tl.load(path), tl.load_metadata(path), False))
+    for name, path in LEGACY_FILES.items():
+        checkpoints.append(Checkpoint(name, path.read_bytes(), tl.load(path), tl.load_metadata(path), True))
     return checkpoints
 
 
@@ -133,6 +146,12 @@ MUTATIONS = {"byte flip": flip_bytes, "field": mutate_field, "length": mutate_le
 
 # -- outcomes -------------------------------------------------------------------------------------------
 ACCEPTED = ("CheckpointError", "identical", "plain safetensors")
+UNVERIFIABLE = ("loaded, data not verifiable (legacy)", "loaded, header not verifiable (legacy)")
+
+
+def accepted(original: Checkpoint) -> tuple[str, ...]:
+    """The outcomes allowed for mutants of ``original``: a file without checksums may also load differently."""
+    return ACCEPTED + UNVERIFIABLE if original.legacy else ACCEPTED
 
 
 class Hang(Exception):
@@ -152,6 +171,16 @@ def same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _difference(data: bytes, original: Checkpoint, loaded: Any) -> str:
+    """What a read of ``data`` that differs from ``original``'s is called."""
+    if b"tensorlite_" not in data and isinstance(loaded, dict):
+        return "plain safetensors"
+    if original.legacy:
+        n = int.from_bytes(original.data[:8], "little")
+        return UNVERIFIABLE[0] if data[:8 + n] == original.data[:8 + n] else UNVERIFIABLE[1]
+    return "different result"
+
+
 def outcomes(data: bytes, original: Checkpoint, path: Path, timeout: float) -> dict[str, str]:
     """How ``tl.load`` and ``tl.load_metadata`` end on the file ``data``: CheckpointError, identical, or else."""
     path.write_bytes(data)
@@ -165,8 +194,7 @@ def outcomes(data: bytes, original: Checkpoint, path: Path, timeout: float) -> d
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
             loaded = reader(path)
-            result = "identical" if same(loaded, expected) else \
-                "plain safetensors" if b"tensorlite_" not in data and isinstance(loaded, dict) else "different result"
+            result = "identical" if same(loaded, expected) else _difference(data, original, loaded)
         except tl.CheckpointError:
             result = "CheckpointError"
         except Hang:
@@ -187,7 +215,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds one read may take")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    counts: Counter[tuple[str, str]] = Counter()
+    counts: Counter[tuple[str, str, str]] = Counter()
     failures = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
@@ -196,14 +224,14 @@ def main() -> int:
             original, (kind, mutate) = rng.choice(checkpoints), rng.choice(list(MUTATIONS.items()))
             for reader, result in outcomes(mutate(original.data, rng), original, Path(folder) / "case", args.timeout
                                            ).items():
-                counts[reader, result.split(":")[0]] += 1
-                if result not in ACCEPTED:
+                counts[original.name, reader, result.split(":")[0]] += 1
+                if result not in accepted(original):
                     failures.append(f"case {case} ({original.name}, {kind}): {reader} -> {result}")
     elapsed = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(f"{args.cases} mutations (seed {args.seed}) in {elapsed:.1f} s, peak RSS {peak_mib:.0f} MiB")
-    for (reader, result), count in sorted(counts.items()):
-        print(f"  {reader:14} {result:20} {count}")
+    for (name, reader, result), count in sorted(counts.items()):
+        print(f"  {name:14} {reader:14} {result:38} {count}")
     for failure in failures[:20]:
         print(failure)
     return 1 if failures else 0
