@@ -23,12 +23,9 @@ and ``load_metadata`` enforce before trusting a file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import re
-import secrets
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -51,7 +48,7 @@ from tensorlite.safetensors_reader import (
     short,
 )
 from tensorlite.tensor import Tensor
-from tensorlite.utils.files import fsync_directory
+from tensorlite.utils.files import write_atomic
 
 MAX_DEPTH = 64  # containers inside containers, in the saved object and in metadata
 MAX_TREE_CHARS = 8 * 2**20  # the JSON text of each tree
@@ -169,19 +166,10 @@ def _tree_json(node: Any, what: str) -> str:
     return text
 
 
-def _remove_orphans(folder: str, base: str) -> None:
-    """Delete temp files that killed saves to ``folder/base`` left behind."""
-    orphan = re.compile(re.escape(f".{base}.") + r"[0-9a-f]{8}\.tmp")  # the temp name ``save`` makes
-    for name in os.listdir(folder):
-        if orphan.fullmatch(name):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(folder, name))
-
-
 def save(obj: dict[str, Any], path: PathLike, metadata: dict[str, Any] | None = None) -> None:
     """Write ``obj`` (and ``metadata``: model name, config, vocabulary...) to ``path`` atomically: a crash
-    mid-write leaves any previous file at ``path`` intact, and the next save removes the crashed one's temp file.
-    Two processes saving to one path at the same time is not supported."""
+    mid-write leaves any previous file at ``path`` intact, and the next save removes the crashed one's temp file
+    (``utils.files.write_atomic``). Two processes saving to one path at the same time is not supported."""
     if not isinstance(obj, dict):
         raise TypeError(f"save: expected a dict (e.g. model.state_dict()), got {type(obj).__name__}")
     if metadata is not None and not isinstance(metadata, dict):
@@ -190,22 +178,10 @@ def save(obj: dict[str, Any], path: PathLike, metadata: dict[str, Any] | None = 
     structure = _tree_json(_encode(obj, "", tensors), "the saved object")
     metadata_json = _tree_json(_encode({**(metadata or {}), "tensorlite_version": __version__}, "", None), "metadata")
     data = safetensors.numpy.save(tensors, metadata=_strings(structure, metadata_json, tensors))
-    folder, base = os.path.split(os.path.abspath(path))
+    folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: the folder {folder!r} does not exist")
-    _remove_orphans(folder, base)
-    temp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")  # same folder: os.replace is atomic
-    try:
-        with open(temp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temp)
-        raise
-    fsync_directory(folder)
+    write_atomic(path, data)
 
 
 def _tree(path: PathLike, key: str, text: str, names: list[str] | None) -> Any:

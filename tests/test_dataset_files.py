@@ -219,16 +219,16 @@ def test_short_and_long_idx_files_name_the_file(tmp_path: Path, compress: bool) 
         assert str(error.value) == f"{path}: {message}"
 
 
-# -- the MNIST downloader's atomic write ----------------------------------------------------------------
+# -- the atomic write (the MNIST downloader's and tl.save's) -------------------------------------------------
 def test_a_failed_write_leaves_no_temporary_file(monkeypatch, tmp_path: Path) -> None:
     class FullDisk(io.FileIO):
         def write(self, data: bytes) -> int:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(mnist, "open", lambda fd, mode: FullDisk(fd, "wb"), raising=False)
+    monkeypatch.setattr(files, "open", lambda file, mode: FullDisk(file, mode), raising=False)
     with pytest.raises(OSError, match="No space left on device"):
-        mnist._write_atomic(tmp_path / "cache" / "file.gz", b"data")
-    assert list((tmp_path / "cache").iterdir()) == []
+        files.write_atomic(tmp_path / "file.gz", b"data")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_write_is_fsynced_then_the_directory_after_the_rename(monkeypatch, tmp_path: Path) -> None:
@@ -241,6 +241,6 @@ def test_the_write_is_fsynced_then_the_directory_after_the_rename(monkeypatch, t
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    mnist._write_atomic(target, b"data")
+    files.write_atomic(target, b"data")
     assert synced == [("file", False), ("directory", True)]
     assert target.read_bytes() == b"data" and [p.name for p in tmp_path.iterdir()] == ["file.gz"]

@@ -19,7 +19,6 @@ import hashlib
 import io
 import math
 import os
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 import tensorlite as tl
 from tensorlite.datasets.transforms import Normalize
 from tensorlite.utils.data import Dataset, TensorDataset
-from tensorlite.utils.files import DataFileError, fsync_directory, open_regular_file, read_at_most
+from tensorlite.utils.files import DataFileError, open_regular_file, read_at_most, write_atomic
 
 # File name -> SHA-256 of its decompressed content.
 FILES = {
@@ -154,25 +153,6 @@ def _fetch(url: str, progress: bool) -> bytes:
     return b"".join(chunks)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it over ``path`` and fsync the
-    directory: readers never see half a file, a crash keeps the old one or the new one, and a failed
-    write (a full disk) leaves no temporary file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with open(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temp)
-        raise
-    fsync_directory(path.parent)
-
-
 def download(directory: str | Path | None = None, progress: bool = True) -> Path:
     """Fetch the MNIST files missing from ``directory`` (default: the user cache); returns the directory.
 
@@ -194,7 +174,8 @@ def download(directory: str | Path | None = None, progress: bool = True) -> Path
                 failures.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
                 continue
             if digest == sha256:
-                _write_atomic(directory / f"{name}.gz", raw)
+                directory.mkdir(parents=True, exist_ok=True)
+                write_atomic(directory / f"{name}.gz", raw)
                 break
             failures.append(f"{url}: SHA-256 of the decompressed file is {digest}, expected {sha256}")
         else:

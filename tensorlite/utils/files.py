@@ -1,5 +1,5 @@
-"""Files that users name: read only regular ones, of bounded size, with errors naming the file; make
-renames durable.
+"""Files that users name: read only regular ones, of bounded size, with errors naming the file; write
+them atomically and durably.
 
 A path given on a command line may be a directory, a FIFO (a reader blocks until someone writes)
 or a device such as ``/dev/zero`` (endless). ``stat`` tells them apart before anything is opened;
@@ -8,7 +8,10 @@ the open file is checked again, so a path swapped for a FIFO in between cannot h
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import secrets
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -99,3 +102,35 @@ def fsync_directory(directory: str | Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _remove_orphans(folder: str, name: str) -> None:
+    """Delete the temp files that writes to ``folder/name`` killed mid-way left behind."""
+    orphan = re.compile(re.escape(f".{name}.") + r"[0-9a-f]{8}\.tmp")  # the temp name ``write_atomic`` makes
+    for entry in os.listdir(folder):
+        if orphan.fullmatch(entry):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, entry))
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash at any moment leaves the old file or the new one, whole.
+
+    The bytes go to ``.<name>.<8 hex digits>.tmp`` beside ``path`` (same folder: the rename is atomic), which
+    is fsynced, renamed over ``path``, then the folder fsynced so the rename survives a power loss. A failed
+    write (a full disk) removes its temp file; one a kill left behind is removed by the next write to ``path``.
+    Two processes writing one path at the same time are not supported."""
+    folder, name = os.path.split(os.path.abspath(path))
+    _remove_orphans(folder, name)
+    temp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temp)
+        raise
+    fsync_directory(folder)
