@@ -161,6 +161,33 @@ def test_ctrl_c_saves_the_last_completed_epoch_and_resume_matches(tmp_path: Path
     assert len(log_records(tmp_path / "b")) == n
 
 
+@pytest.mark.parametrize("interrupted_after", [1, 3])
+def test_ctrl_c_just_after_an_epoch_returns_neither_skips_nor_repeats_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupted_after: int) -> None:
+    n = 5
+    train("iris", tmp_path / "a", epochs=n, seed=2)
+    epoch = Trainer._epoch
+
+    def epoch_then_ctrl_c(self: Trainer, number: int, *args: Any) -> dict:
+        record = epoch(self, number, *args)
+        if number == interrupted_after:
+            raise KeyboardInterrupt  # the epoch is done but not yet committed
+        return record
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_epoch", epoch_then_ctrl_c)
+        trainer, _ = train("iris", tmp_path / "b", epochs=n, seed=2)
+    saved = tl.load(tmp_path / "b" / CHECKPOINT)
+    assert trainer.state.epoch == saved["train_state"]["epoch"] == interrupted_after - 1
+    assert len(saved["train_state"]["history"]) == len(log_records(tmp_path / "b")) == interrupted_after - 1
+    for key, value in trainer.model.state_dict().items():
+        assert np.array_equal(value.numpy(), saved["model"][key].numpy()), key
+
+    train("iris", tmp_path / "b", epochs=n, seed=2, resume=True)
+    assert_same_checkpoint(tmp_path / "a", tmp_path / "b")
+    assert [r["epoch"] for r in log_records(tmp_path / "b")] == list(range(1, n + 1))
+
+
 def dropout_trainer(out: Path) -> Trainer:
     """An Iris MLP with dropout and a step schedule: resume must also restore the RNG and scheduler."""
     tl.manual_seed(7)

@@ -2,7 +2,8 @@
 
 Each command hands its options to a family module (``small_tasks``, ``mnist``, ``char_lm``, ``plots``),
 imported when the command runs so that ``--help`` stays fast, and turns any error from them or the
-library into one line on stderr and exit status 2. Help texts are rich markup: a literal ``[`` is ``\\[``.
+library into one line on stderr and exit status 2 (1 for a run that failed: a ``RuntimeError``). Help
+texts are rich markup: a literal ``[`` is ``\\[``.
 """
 
 from __future__ import annotations
@@ -79,12 +80,13 @@ def main() -> None:
 
 @contextmanager
 def _one_line_errors() -> Iterator[None]:
-    """Print an error of the user's input or of the run as one line, without a traceback, and exit with status 2."""
+    """Print an error of the user's input or of the run as one line, without a traceback, and exit with status 2
+    (1 for a failed run, such as a ``NonFiniteLossError``)."""
     try:
         yield
     except (ValueError, OSError, RuntimeError) as exc:  # UsageError, CheckpointError, MNISTError are ValueErrors
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(1 if isinstance(exc, RuntimeError) else 2) from None
 
 
 def _print_result(result: dict) -> None:
@@ -116,6 +118,8 @@ def _train_and_report(train: Callable[[], tuple[Any, dict]]) -> None:
     _print_result(result)
 
 
+_OVERWRITE = typer.Option(False, help="train in --out even if it holds another kind of run, removing that run's "
+                                      "checkpoints and log first")
 train_app = typer.Typer(help="Train a model; `tensorlite train MODEL --help` lists its options.",
                         no_args_is_help=True)
 app.add_typer(train_app, name="train")
@@ -146,6 +150,7 @@ def _small_task_command(name: str):
         device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)"),
         out: Path = typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{name})"),
         resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
+        overwrite: bool = _OVERWRITE,
         patience: int = typer.Option(None, help="stop after this many epochs without val-loss improvement"),
         progress: bool = typer.Option(True, help="show a progress bar"),
     ) -> None:
@@ -154,8 +159,8 @@ def _small_task_command(name: str):
         def train_and_evaluate() -> tuple[Any, dict]:
             trainer, _ = small_tasks.train_task(
                 name, hidden=hidden, activation=activation, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs,
-                batch_size=batch_size, seed=seed, device=device, out=out, resume=resume, patience=patience,
-                progress=progress)
+                batch_size=batch_size, seed=seed, device=device, out=out, resume=resume, overwrite=overwrite,
+                patience=patience, progress=progress)
             return trainer, small_tasks.evaluate_checkpoint(trainer.out_dir, device)  # with the confusion matrix
 
         _train_and_report(train_and_evaluate)
@@ -191,13 +196,14 @@ def _mnist_command(kind: str):
         device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)"),
         out: Path = typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{kind})"),
         resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
+        overwrite: bool = _OVERWRITE,
         progress: bool = typer.Option(True, help="show a progress bar"),
     ) -> None:
         from tensorlite.cli import mnist
 
         _train_and_report(lambda: mnist.train_mnist(
             kind, epochs=epochs, batch_size=batch_size, lr=lr, data_dir=data_dir, device=device, out=out, seed=seed,
-            resume=resume, progress=progress, download=download))
+            resume=resume, overwrite=overwrite, progress=progress, download=download))
 
     command.__doc__ = (MNIST_MODELS[kind] + " Normalised inputs, AdamW and a one-cycle learning rate; the test set "
                        "is evaluated after every epoch. Saves a checkpoint and log in --out and prints test metrics.")
@@ -226,6 +232,7 @@ CHAR_LM_OPTIONS = {
     "seed": (int, typer.Option(1337, help="seed for weights, batches and dropout")),
     "device": (str, _DEVICE),
     "resume": (bool, typer.Option(False, help="continue from the latest checkpoint in --out")),
+    "overwrite": (bool, _OVERWRITE),
     "progress": (bool, typer.Option(True, help="show a progress bar")),
 }
 GPT_OPTIONS = {
@@ -267,8 +274,9 @@ def _char_lm_command(model_type: str, model_options: dict[str, tuple[type, Any]]
         if trainer.interrupted:
             return
         final = trainer.history[-1]
-        typer.echo(f"checkpoints: {trainer.out_dir / CHECKPOINT} (latest), "
-                   f"{trainer.out_dir / BEST} (best val loss {trainer.best_val_loss:.4f})")
+        best = trainer.out_dir / BEST
+        typer.echo(f"checkpoints: {trainer.out_dir / CHECKPOINT} (latest)"
+                   + (f", {best} (best val loss {trainer.best_val_loss:.4f})" if best.exists() else ""))
         typer.echo(f"final val loss {final['val_loss']:.4f} (train {final['train_loss']:.4f}) at iteration "
                    f"{final['iter']}, over {trainer.config.eval_iters} batches per split")
         typer.echo("sample:")

@@ -14,8 +14,8 @@ from tensorlite.cli.options import (
     UsageError,
     check_choice,
     check_learning_rate,
+    check_out_dir,
     check_positive,
-    checkpoint_to_resume,
     option_name,
 )
 from tensorlite.cli.presets import GPT_PRESETS, LSTM_DEFAULTS
@@ -69,16 +69,16 @@ def _check_settings(model_type: str, settings: dict[str, Any]) -> None:
 
 def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Path | None = None,
                   device: str | None = None, out: str | Path | None = None, resume: bool = False,
-                  progress: bool = True, **options: Any) -> tuple[LMTrainer, CharTokenizer]:
-    """Train a ``"gpt"`` or ``"lstm"`` character model on ``data`` (default Tiny Shakespeare) from options
-    named as on the command line (``n_layer``, ``learning_rate``, ...; None: the preset's); returns the
-    trainer and the tokenizer."""
+                  overwrite: bool = False, progress: bool = True, **options: Any) -> tuple[LMTrainer, CharTokenizer]:
+    """Train a ``"gpt"`` or ``"lstm"`` character model on ``data`` (default Tiny Shakespeare) in ``out``
+    (``overwrite``: even if it holds another kind of run) from options named as on the command line
+    (``n_layer``, ``learning_rate``, ...; None: the preset's); returns the trainer and the tokenizer."""
     settings = resolve_settings(model_type, preset, options)
     out_dir = Path(out) if out is not None else Path("runs") / ("shakespeare" if model_type == "gpt" else "char-lstm")
     text = load_shakespeare(data)
     model_cls, config_cls = LANGUAGE_MODELS[model_type]
-    if resume:
-        saved = checkpoint_to_resume(out_dir, KIND)
+    saved = check_out_dir(out_dir, KIND, resume, overwrite)
+    if saved is not None:
         if saved["model"] != model_type:
             raise UsageError(f"--resume: {out_dir / CHECKPOINT} holds a {saved['model']} model, not a {model_type}")
         tokenizer, model_config = CharTokenizer.from_dict(saved["tokenizer"]), config_cls(**saved["model_config"])
@@ -96,7 +96,7 @@ def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Pat
                 "data": str(data) if data is not None else "tinyshakespeare"}
     trainer = LMTrainer(model, TextData(tokenizer.encode(text)), train_config, out_dir=out_dir, metadata=metadata,
                         progress=progress)
-    trainer.fit(resume=resume)
+    trainer.fit(resume=resume, overwrite=overwrite)
     return trainer, tokenizer
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 import tensorlite as tl
 from tensorlite import nn, optim
-from tensorlite.cli.options import UsageError, check_choice, check_learning_rate, check_positive, checkpoint_to_resume
+from tensorlite.cli.options import UsageError, check_choice, check_learning_rate, check_out_dir, check_positive
 from tensorlite.cli.presets import MNIST_RECIPES, Recipe
 from tensorlite.datasets.mnist import MNIST, NORMALIZE, SIZE
 from tensorlite.datasets.transforms import Normalize
@@ -25,11 +25,11 @@ from tensorlite.training.run_dir import MNIST_MODELS
 from tensorlite.utils.data import DataLoader, TensorDataset
 
 
-def _recipe(kind: str, out_dir: Path, resume: bool, **chosen: Any) -> Recipe:
-    """The model's recipe (the checkpoint's when resuming) with the options given on top of it."""
-    recipe = Recipe(**checkpoint_to_resume(out_dir, kind)["recipe"]) if resume else MNIST_RECIPES[kind]
+def _recipe(kind: str, out_dir: Path, saved: dict | None, **chosen: Any) -> Recipe:
+    """The model's recipe (the ``saved`` checkpoint metadata's when resuming) with the options given on top of it."""
+    recipe = Recipe(**saved["recipe"]) if saved is not None else MNIST_RECIPES[kind]
     updated = replace(recipe, **{key: value for key, value in chosen.items() if value is not None})
-    if resume and updated != recipe:
+    if saved is not None and updated != recipe:
         raise UsageError(f"--resume: the run in {out_dir} trains with --epochs {recipe.epochs} --batch-size "
                          f"{recipe.batch_size} --lr {recipe.lr}; its one-cycle schedule cannot change midway")
     check_positive("--epochs", updated.epochs)
@@ -40,13 +40,15 @@ def _recipe(kind: str, out_dir: Path, resume: bool, **chosen: Any) -> Recipe:
 
 def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
                 data_dir: str | Path | None = None, device: str | None = None, out: str | Path | None = None,
-                seed: int = 0, resume: bool = False, progress: bool = True,
+                seed: int = 0, resume: bool = False, overwrite: bool = False, progress: bool = True,
                 download: bool = False) -> tuple[Trainer, dict]:
     """Train ``kind`` ("mnist-mlp" or "mnist-cnn") with its recipe (``MNIST_RECIPES``, overridden by the
-    arguments given); returns the trainer and the test metrics of ``evaluate``."""
+    arguments given) in ``out`` (``overwrite``: even if it holds another kind of run); returns the trainer
+    and the test metrics of ``evaluate``."""
     check_choice("kind", "MNIST model", kind, MNIST_MODELS)
     out_dir = Path(out) if out is not None else Path("runs") / kind
-    recipe = _recipe(kind, out_dir, resume, epochs=epochs, batch_size=batch_size, lr=lr)
+    saved = check_out_dir(out_dir, kind, resume, overwrite)
+    recipe = _recipe(kind, out_dir, saved, epochs=epochs, batch_size=batch_size, lr=lr)
     train_set = MNIST(data_dir, train=True, download=download)
     test_set = MNIST(data_dir, train=False, download=download)
 
@@ -64,7 +66,8 @@ def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None 
                       scheduler_step="batch", batch_size=recipe.batch_size, seed=seed, out_dir=out_dir,
                       metadata=metadata, progress=progress)
     test_data = test_set.to_tensor_dataset(target)
-    trainer.fit(train_set.to_tensor_dataset(target), test_data, epochs=recipe.epochs, resume=resume)
+    trainer.fit(train_set.to_tensor_dataset(target), test_data, epochs=recipe.epochs, resume=resume,
+                overwrite=overwrite)
     return trainer, evaluate(model, test_data, kind)
 
 

@@ -45,6 +45,21 @@ def checkpoint_to_resume(out_dir: Path, kind: str) -> dict[str, Any]:
         raise UsageError(f"--resume: {exc}") from None
 
 
+def check_out_dir(out_dir: Path, kind: str, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    """With ``--resume``, the metadata of the checkpoint to continue from; otherwise None, once ``--out`` is
+    known to hold no run of another kind (or ``--overwrite`` replaces it)."""
+    if resume and overwrite:
+        raise UsageError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    if resume:
+        return checkpoint_to_resume(out_dir, kind)
+    if not overwrite:
+        try:
+            run_dir.check_out_dir(out_dir, kind, "--overwrite")
+        except FileExistsError as exc:
+            raise UsageError(f"--out: {exc}") from None
+    return None
+
+
 def parse_hidden(spec: str) -> tuple[int, ...]:
     """``"3"`` -> (3,), ``"16,16"`` -> (16, 16), ``""``/``"none"`` -> () (no hidden layer)."""
     if spec.strip().lower() in ("", "none", "0"):

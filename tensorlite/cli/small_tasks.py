@@ -24,8 +24,8 @@ from tensorlite.cli.options import (
     UsageError,
     check_choice,
     check_learning_rate,
+    check_out_dir,
     check_positive,
-    checkpoint_to_resume,
     parse_hidden,
 )
 from tensorlite.datasets import Normalizer
@@ -147,9 +147,10 @@ def output_score(loss: str, outputs: Tensor) -> Tensor:
 def train_task(name: str, *, hidden: str | None = None, activation: str | None = None, loss: str | None = None,
                optimizer: str | None = None, lr: float | None = None, epochs: int | None = None,
                batch_size: int | None = None, seed: int = 0, device: str | None = None,
-               out: str | Path | None = None, resume: bool = False, patience: int | None = None,
-               progress: bool = True) -> tuple[Trainer, dict]:
-    """Train one of ``TASKS`` (defaults from the task); returns the trainer and test metrics."""
+               out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+               patience: int | None = None, progress: bool = True) -> tuple[Trainer, dict]:
+    """Train one of ``TASKS`` (defaults from the task) in ``out`` (``overwrite``: even if it holds another kind
+    of run); returns the trainer and test metrics."""
     task = get_task(name)
     loss = loss or task.loss
     task.check_loss(loss)
@@ -163,8 +164,7 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
     check_positive("--batch-size", batch_size)
     sizes = parse_hidden(hidden) if hidden is not None else task.hidden
     out_dir = Path(out) if out is not None else Path("runs") / name
-    if resume:
-        checkpoint_to_resume(out_dir, TASK_KIND)
+    check_out_dir(out_dir, TASK_KIND, resume, overwrite)
 
     tl.manual_seed(seed)
     target = tl.device(device)
@@ -182,7 +182,7 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
     trainer = Trainer(model, loss_function(loss), opt, accuracy_fn=accuracy_function(task, loss),
                       batch_size=batch_size, seed=seed, out_dir=out_dir, metadata=metadata, patience=patience,
                       progress=progress)
-    trainer.fit(data_sets["train"], data_sets["val"], epochs=epochs, resume=resume)
+    trainer.fit(data_sets["train"], data_sets["val"], epochs=epochs, resume=resume, overwrite=overwrite)
     return trainer, trainer.evaluate(data_sets["test"])
 
 

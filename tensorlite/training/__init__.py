@@ -13,8 +13,9 @@ from tensorlite.training.metrics import (
     tolerance_accuracy,
 )
 from tensorlite.training.run_dir import BEST, CHECKPOINT, LOG, load_model, read_log, resolve_checkpoint
-from tensorlite.training.trainer import Trainer, TrainState
+from tensorlite.training.stopping import NonFiniteLossError
+from tensorlite.training.trainer import CHECKPOINT_SECONDS, Trainer, TrainState
 
-__all__ = ["BEST", "CHECKPOINT", "LOG", "AccuracyFn", "LMTrainConfig", "LMTrainer", "TrainState", "Trainer",
-           "argmax_accuracy", "confusion_matrix", "load_model", "read_log", "resolve_checkpoint",
-           "threshold_accuracy", "tolerance_accuracy"]
+__all__ = ["BEST", "CHECKPOINT", "CHECKPOINT_SECONDS", "LOG", "AccuracyFn", "LMTrainConfig", "LMTrainer",
+           "NonFiniteLossError", "TrainState", "Trainer", "argmax_accuracy", "confusion_matrix", "load_model",
+           "read_log", "resolve_checkpoint", "threshold_accuracy", "tolerance_accuracy"]

@@ -9,6 +9,10 @@ as one JSON line to ``<out_dir>/log.jsonl``, and ``checkpoint.safetensors`` (the
 and metadata (kind ``char-lm``, model type and config, vocabulary). Iteration ``i`` takes its
 batch and its dropout seed from a generator seeded with ``(seed, i)``, so a resumed run ends
 exactly where an uninterrupted one does. Ctrl-C finishes the current iteration, saves, and returns.
+A new run saves the untrained state first, so its directory always holds a checkpoint. Each step's loss is
+checked for NaN and infinity on the device (``stopping.LossWatch``), read before every save: a non-finite
+loss stops the run with ``NonFiniteLossError`` naming the iteration, leaving the last checkpoint saved
+(a finite state) as the latest.
 
 Why a second loop and not options of ``Trainer``: a language model never sees an epoch. Its batches
 are random windows drawn per iteration, not a shuffled pass over a dataset; it evaluates every N
@@ -21,7 +25,6 @@ the two share (the run directory: log, checkpoint layout, resume) lives once in 
 from __future__ import annotations
 
 import math
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,7 @@ from tensorlite.optim.lr_scheduler import WarmupCosineLR
 from tensorlite.tensor import Tensor
 from tensorlite.training import run_dir
 from tensorlite.training.run_dir import BEST, CHECKPOINT
+from tensorlite.training.stopping import DeferredInterrupt, LossWatch, NonFiniteLossError, all_finite
 
 TRAIN_STREAM, EVAL_STREAM = 1, 2  # seed words that keep training and evaluation windows apart
 
@@ -62,29 +66,6 @@ def _seeded(seed: int, stream: int, index: int = 0) -> numpy.random.Generator:
     return numpy.random.default_rng([seed, stream, index])
 
 
-class _DeferredInterrupt:
-    """While active, Ctrl-C sets ``requested`` instead of raising (a second Ctrl-C raises as usual)."""
-
-    requested = False
-
-    def __enter__(self) -> _DeferredInterrupt:
-        self.requested = False
-        try:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread, which alone receives signals
-            self.previous = None
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-
 class LMTrainer:
     """Trains a language model (``model(idx, targets) -> (logits, loss)``) on ``data``; see the module docstring."""
 
@@ -95,13 +76,18 @@ class LMTrainer:
         self.metadata, self.progress = metadata or {}, progress
         self.device = next(model.parameters()).device
         self.block_size = model.config.block_size
+        for split, tokens in data.splits.items():
+            if len(tokens) <= self.block_size:
+                raise ValueError(f"LMTrainer: the {split} split has {len(tokens)} tokens, fewer than the "
+                                 f"block_size + 1 = {self.block_size + 1} that one window and its targets need; "
+                                 "use a longer text or a smaller block_size")
         self.optimizer = model.configure_optimizers(config.weight_decay, config.learning_rate, config.betas)
         self.scheduler = WarmupCosineLR(self.optimizer, config.warmup_iters, config.max_iters, config.min_lr)
         self.iteration = 0
         self.best_val_loss = math.inf
         self.history: list[dict] = []  # one record per evaluation
         self.interrupted = False
-        self._interrupt = _DeferredInterrupt()
+        self._interrupt, self._watch = DeferredInterrupt(), LossWatch()
 
     # -- one step, one estimate ------------------------------------------------------------------------
     def train_step(self) -> Tensor:
@@ -118,6 +104,7 @@ class LMTrainer:
         self.optimizer.step()
         self.scheduler.step()
         self.iteration += 1
+        self._watch.update(loss.detach(), self.iteration)
         return loss.detach()
 
     def estimate_loss(self) -> dict[str, float] | None:
@@ -141,50 +128,73 @@ class LMTrainer:
         return losses
 
     # -- the loop --------------------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> list[dict]:
-        """Train until ``max_iters`` (counting iterations done before a resume); returns the evaluations."""
-        if resume:
-            self.load_checkpoint(self._path(CHECKPOINT))
+    def fit(self, resume: bool = False, overwrite: bool = False) -> list[dict]:
+        """Train until ``max_iters`` (counting iterations done before a resume); returns the evaluations.
+
+        A new run clears ``out_dir`` first (``overwrite`` replaces a run of another kind there; see
+        ``run_dir.start_run``).
+        """
         from tensorlite.training.progress import IterationProgress  # rich: loaded only when a loop runs
 
         cfg = self.config
-        log = run_dir.open_log(self.out_dir, self.history)
-        started, done_at_start = time.perf_counter(), self.iteration
-        with IterationProgress(cfg.max_iters, self.iteration, self.progress) as bar, log, self._interrupt:
-            self.model.train()
-            while not self._interrupt.requested:
-                due = self.iteration == cfg.max_iters or self.iteration % cfg.eval_interval == 0
-                evaluated = bool(self.history) and self.history[-1]["iter"] == self.iteration
-                if due and self.iteration > 0 and not evaluated:
-                    seconds = time.perf_counter() - started
-                    if not self._evaluate(log, bar, (self.iteration - done_at_start) / seconds):
-                        break
-                    started, done_at_start = time.perf_counter(), self.iteration
-                if self.iteration >= cfg.max_iters:
-                    break
-                bar.step(float(self.train_step()))
-            if self._interrupt.requested:
-                self.interrupted = True
+        with self._interrupt:
+            run_dir.start_run(self.out_dir, self.metadata.get("kind"), resume, overwrite)
+            if resume:
+                self.load_checkpoint(self._path(CHECKPOINT))
+            else:
                 self.save_checkpoint(CHECKPOINT)
-                saved = f": checkpoint saved in {self.out_dir}; continue with resume=True" if self.out_dir else ""
-                bar.note(f"interrupted at iteration {self.iteration}{saved}")
+            started, done_at_start = time.perf_counter(), self.iteration
+            with IterationProgress(cfg.max_iters, self.iteration, self.progress) as bar, \
+                    run_dir.open_log(self.out_dir, self.history, bar.note) as log:
+                self.model.train()
+                while not self._interrupt.requested:
+                    due = self.iteration == cfg.max_iters or self.iteration % cfg.eval_interval == 0
+                    evaluated = bool(self.history) and self.history[-1]["iter"] == self.iteration
+                    if due and self.iteration > 0 and not evaluated:
+                        seconds = time.perf_counter() - started
+                        if not self._evaluate(log, bar, (self.iteration - done_at_start) / seconds):
+                            break
+                        started, done_at_start = time.perf_counter(), self.iteration
+                    if self.iteration >= cfg.max_iters:
+                        break
+                    self.train_step()
+                    bar.step()
+                if self._interrupt.requested:
+                    self._check_finite()
+                    self.interrupted = True
+                    self.save_checkpoint(CHECKPOINT)
+                    saved = f": checkpoint saved in {self.out_dir}; continue with resume=True" if self.out_dir else ""
+                    bar.note(f"interrupted at iteration {self.iteration}{saved}")
         return self.history
 
     def _evaluate(self, log: Any, bar: Any, iters_per_second: float) -> bool:
-        """Estimate the losses, log them, and save the latest (and maybe best) checkpoint; False if interrupted."""
+        """Estimate the losses, log them, check the training losses since the last save, and save the latest
+        (and maybe best) checkpoint; False if interrupted."""
         losses = self.estimate_loss()
         if losses is None:
             return False
-        record = {"iter": self.iteration, **losses, "lr": self.optimizer.param_groups[0]["lr"],
-                  "iters_per_second": round(iters_per_second, 2)}
+        record = run_dir.finite_or_null({"iter": self.iteration, **losses, "lr": self.optimizer.param_groups[0]["lr"],
+                                         "iters_per_second": round(iters_per_second, 2)})
         self.history.append(record)
         run_dir.append_record(log, record)
-        bar.note(f"iter {self.iteration}: train loss {losses['train_loss']:.4f}, val loss {losses['val_loss']:.4f}")
-        if losses["val_loss"] < self.best_val_loss:
+        bar.evaluated(record)
+        self._check_finite()
+        if losses["val_loss"] < self.best_val_loss:  # never true for NaN
             self.best_val_loss = losses["val_loss"]
             self.save_checkpoint(BEST)
         self.save_checkpoint(CHECKPOINT)
         return True
+
+    def _check_finite(self) -> None:
+        """Raise ``NonFiniteLossError`` if a training loss so far or the weights are NaN or infinite (a device read)."""
+        bad = self._watch.first_bad_step()
+        if bad is None and all_finite(self.model.parameters()):
+            return
+        failure = f"the training loss is not finite (NaN or infinity) at iteration {bad}" if bad is not None \
+            else f"the weights are not finite at iteration {self.iteration}"
+        raise NonFiniteLossError(f"LMTrainer: {failure}: training stopped without saving that state"
+                                 + (f"; the latest checkpoint in {self.out_dir} is the last finite one"
+                                    if self.out_dir else ""))
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def _path(self, name: str) -> Path:

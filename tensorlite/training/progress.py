@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
@@ -28,9 +29,10 @@ class RateColumn(ProgressColumn):
 
 
 def format_metrics(record: dict) -> str:
-    """``loss 0.1234 acc 97.50% val_loss ...`` from an epoch record."""
+    """``loss 0.1234 acc 97.50% val_loss ...`` from an epoch record (None, a non-finite value, shows as nan)."""
     parts = []
     for key, value in record.items():
+        value = math.nan if value is None else value
         if key.endswith("loss"):
             parts.append(f"{key} {value:.4f}")
         elif key.endswith("accuracy"):
@@ -88,11 +90,17 @@ class TrainingProgress(_Bars):
 
 
 class IterationProgress(_Bars):
-    """One bar over training iterations: iteration, the latest loss, iterations/s, elapsed time and ETA."""
+    """One bar over training iterations: iteration, the latest estimated losses, iterations/s, elapsed time and
+    ETA. A step's loss is not shown: reading it would make every step wait for the device."""
 
     def __init__(self, max_iters: int, start_iter: int, enabled: bool = True, console: Console | None = None) -> None:
         super().__init__(enabled, console)
         self.task = self.progress.add_task("iter", total=max_iters, completed=start_iter, metrics="", unit="it")
 
-    def step(self, loss: float) -> None:
-        self.progress.update(self.task, advance=1, metrics=f"loss {loss:.4f}")
+    def step(self) -> None:
+        self.progress.advance(self.task)
+
+    def evaluated(self, record: dict) -> None:
+        """Show the losses of an evaluation on the bar, and print them above it."""
+        self.progress.update(self.task, metrics=format_metrics(record))
+        self.note(f"iter {record['iter']}: {format_metrics(record)}")

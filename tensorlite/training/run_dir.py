@@ -15,6 +15,7 @@ has written, including those written before this package existed (the layout is 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -37,21 +38,41 @@ MNIST_MODELS = {"mnist-mlp": (models.MNISTMLP, models.MNISTMLPConfig),
 
 
 # -- the log ------------------------------------------------------------------------------------------------
-def open_log(out_dir: Path | None, history: list[dict]) -> TextIO:
+def open_log(out_dir: Path | None, history: list[dict], note: Callable[[str], None] = print) -> TextIO:
     """The JSONL log, rewritten from ``history`` (the checkpointed records) so that it never runs ahead of
-    the checkpoint; a sink that discards everything when there is no ``out_dir``."""
+    the checkpoint; ``note`` tells how many records a log that did run ahead lost. A sink that discards
+    everything when there is no ``out_dir``.
+
+    The rewrite goes to a temporary file renamed over the log, so a kill leaves the old log or the new one.
+    """
     if out_dir is None:
         return open(os.devnull, "w")
     out_dir.mkdir(parents=True, exist_ok=True)
-    log = (out_dir / LOG).open("w")
-    for record in history:
-        append_record(log, record)
-    return log
+    path = out_dir / LOG
+    if path.exists():
+        with path.open() as old:
+            ahead = sum(1 for line in old if line.strip()) - len(history)
+        if ahead > 0:
+            note(f"{path} ran {ahead} record{'s' if ahead > 1 else ''} ahead of the checkpoint (a run stopped "
+                 f"between saves): dropped them, the run continues from the checkpoint")
+    rewritten = path.with_name(LOG + ".tmp")
+    with rewritten.open("w") as log:
+        for record in history:
+            append_record(log, record)
+    os.replace(rewritten, path)
+    return path.open("a")
+
+
+def finite_or_null(record: dict) -> dict:
+    """``record`` with NaN and infinity as None (null in JSON, which has neither), as the log and the
+    checkpoint's history hold it."""
+    return {key: None if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in record.items()}
 
 
 def append_record(log: TextIO, record: dict) -> None:
     """One JSON line, flushed so that a crash or Ctrl-C loses nothing already logged."""
-    log.write(json.dumps(record) + "\n")
+    log.write(json.dumps(record, allow_nan=False) + "\n")
     log.flush()
 
 
@@ -110,6 +131,42 @@ def checkpoint_to_resume(out_dir: str | Path, kind: str) -> dict:
     metadata = tl.load_metadata(path)
     check_kind(path, metadata, [kind])
     return metadata
+
+
+RUN_FILES = (CHECKPOINT, BEST, LOG)
+
+
+def check_out_dir(out_dir: Path, kind: str | None, overwrite_hint: str = "overwrite=True") -> None:
+    """Refuse an ``out_dir`` whose checkpoint belongs to another ``kind`` of run, or cannot be read
+    (``FileExistsError`` naming the directory, what it holds and ``overwrite_hint``, how to replace it)."""
+    for name in (CHECKPOINT, BEST):
+        path = out_dir / name
+        if not path.exists():
+            continue
+        try:
+            held = tl.load_metadata(path).get("kind")
+        except (ValueError, OSError) as exc:
+            raise FileExistsError(f"{out_dir} holds a checkpoint that cannot be read ({exc}); {overwrite_hint} "
+                                  f"replaces that run") from None
+        if held != kind:
+            raise FileExistsError(f"{out_dir} holds a {held!r} run ({name}), not a {kind!r} one; {overwrite_hint} "
+                                  f"replaces it (removing its {', '.join(RUN_FILES)})")
+        return
+
+
+def start_run(out_dir: Path | None, kind: str | None, resume: bool = False, overwrite: bool = False) -> None:
+    """Make ``out_dir`` ready for a new run of ``kind`` (nothing to do when resuming or without one): refuse
+    one holding another kind of run (see ``check_out_dir``) unless ``overwrite``, then remove the previous
+    run's files so that none of them (an old ``best``, say) mixes with the new run."""
+    if resume and overwrite:
+        raise ValueError("resume continues the run in out_dir and overwrite replaces it: pass one of them")
+    if resume or out_dir is None:
+        return
+    if not overwrite:
+        check_out_dir(out_dir, kind)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        (out_dir / name).unlink(missing_ok=True)
 
 
 # -- models by kind -------------------------------------------------------------------------------------------

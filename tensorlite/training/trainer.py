@@ -3,8 +3,13 @@
 ``Trainer.fit`` runs epochs over a dataset with a progress bar (loss, accuracy, throughput),
 evaluates on a validation set after each epoch, appends one JSON line per epoch to
 ``<out_dir>/log.jsonl``, and keeps ``<out_dir>/checkpoint.safetensors`` (model, optimizer,
-scheduler, epoch), written at the end, every ``checkpoint_seconds``, and on Ctrl-C, which rolls
-back to the last completed epoch, saves, and returns cleanly. Each epoch's shuffle order and
+scheduler, epoch), written before the first epoch, after every epoch that ends more than
+``checkpoint_seconds`` (``CHECKPOINT_SECONDS``) after the last save, and at the end. A kill at any
+moment thus loses a few seconds at most, and leaves a log that may run ahead of the checkpoint, which
+resuming truncates. Ctrl-C (deferred to the next batch) and a non-finite training loss both roll back
+to the last completed epoch, whose state is kept as one snapshot, and save it: the checkpoint and the
+log never disagree about an epoch, and a non-finite state is never saved (``NonFiniteLossError``
+follows). Each epoch's shuffle order and
 random state are derived from ``(seed, epoch)``, so a run resumed from epoch k ends bit for bit
 where an uninterrupted run does. The scheduler steps once per epoch, or once per optimizer step with
 ``scheduler_step="batch"`` (for OneCycleLR and warmup schedules).
@@ -18,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,10 @@ from tensorlite.nn import Module
 from tensorlite.tensor import Tensor
 from tensorlite.training import run_dir
 from tensorlite.training.metrics import AccuracyFn
+from tensorlite.training.stopping import DeferredInterrupt, LossWatch, NonFiniteLossError, all_finite
 from tensorlite.utils.data import DataLoader, Dataset
+
+CHECKPOINT_SECONDS = 2.0  # an epoch that ends this long after the last save saves again
 
 
 def _copy_tree(value: Any) -> Any:
@@ -52,6 +60,9 @@ class TrainState:
     best_val_loss: float = math.inf
     epochs_without_improvement: int = 0
 
+    def copy(self) -> TrainState:
+        return replace(self, history=list(self.history))
+
 
 class Trainer:
     """Trains ``model`` with ``loss_fn`` and ``optimizer``; see the module docstring."""
@@ -59,7 +70,8 @@ class Trainer:
     def __init__(self, model: Module, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any, *,
                  accuracy_fn: AccuracyFn | None = None, scheduler: Any = None, batch_size: int = 32,
                  seed: int = 0, out_dir: str | Path | None = None, metadata: dict | None = None,
-                 patience: int | None = None, progress: bool = True, checkpoint_seconds: float = 60.0,
+                 patience: int | None = None, progress: bool = True,
+                 checkpoint_seconds: float = CHECKPOINT_SECONDS,
                  scheduler_step: str = "epoch") -> None:
         if batch_size <= 0:
             raise ValueError(f"Trainer: batch_size must be positive, got {batch_size}")
@@ -72,6 +84,7 @@ class Trainer:
         self.patience, self.progress, self.checkpoint_seconds = patience, progress, checkpoint_seconds
         self.scheduler_step = scheduler_step
         self.state = TrainState()
+        self._interrupt, self._watch = DeferredInterrupt(), LossWatch()
 
     # -- one pass ----------------------------------------------------------------------------------
     def _loader(self, dataset: Dataset, epoch: int | None) -> DataLoader:
@@ -87,7 +100,9 @@ class Trainer:
         total_loss = correct = None
         seen = 0
         with tl.enable_grad() if training else tl.no_grad():
-            for inputs, targets in self._loader(dataset, epoch):
+            for batch, (inputs, targets) in enumerate(self._loader(dataset, epoch), 1):
+                if training and self._interrupt.requested:
+                    raise KeyboardInterrupt  # Ctrl-C, deferred to here: the epoch is rolled back
                 outputs = self.model(inputs)
                 loss = self.loss_fn(outputs, targets)
                 if training:
@@ -96,6 +111,7 @@ class Trainer:
                     self.optimizer.step()
                     if self.scheduler is not None and self.scheduler_step == "batch":
                         self.scheduler.step()
+                    self._watch.update(loss.detach(), batch)
                 n = len(inputs)
                 batch_loss = loss.detach() * n
                 total_loss = batch_loss if total_loss is None else total_loss + batch_loss
@@ -116,40 +132,60 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------
     def fit(self, train_set: Dataset, val_set: Dataset | None = None, epochs: int = 10,
-            resume: bool = False) -> list[dict]:
-        """Train until ``epochs`` (counting epochs done before a resume); returns the history."""
-        if resume:
-            self.load_checkpoint(self._path(run_dir.CHECKPOINT))
-        log = run_dir.open_log(self.out_dir, self.state.history)
+            resume: bool = False, overwrite: bool = False) -> list[dict]:
+        """Train until ``epochs`` (counting epochs done before a resume); returns the history.
+
+        A new run clears ``out_dir`` first (``overwrite`` replaces a run of another kind there; see
+        ``run_dir.start_run``) and saves the untrained state, so the directory always holds a checkpoint.
+        """
         from tensorlite.training.progress import TrainingProgress  # rich: loaded only when a loop runs
 
-        start_epoch, last_save = self.state.epoch, time.monotonic()
-        completed = _copy_tree(self._weights())  # as of the last completed epoch: what Ctrl-C saves
-        with TrainingProgress(epochs, start_epoch, len(train_set), enabled=self.progress) as bar, log:
-            try:
-                for epoch in range(start_epoch + 1, epochs + 1):
-                    record = self._epoch(epoch, train_set, val_set, bar)
-                    completed = _copy_tree(self._weights())
-                    run_dir.append_record(log, record)
-                    bar.epoch_done(record)
-                    if time.monotonic() - last_save > self.checkpoint_seconds:
-                        self.save_checkpoint()
-                        last_save = time.monotonic()
-                    if self._should_stop():
-                        bar.note(f"early stopping: no val_loss improvement in {self.patience} epochs")
-                        break
-            except KeyboardInterrupt:
-                self._load_weights(completed)  # drop the interrupted epoch's partial updates
+        with self._interrupt:
+            run_dir.start_run(self.out_dir, self.metadata.get("kind"), resume, overwrite)
+            if resume:
+                self.load_checkpoint(self._path(run_dir.CHECKPOINT))
+            else:
                 self.save_checkpoint()
-                bar.note(f"interrupted at epoch {self.state.epoch}: checkpoint saved"
-                         + (f" in {self.out_dir}; continue with resume=True" if self.out_dir else ""))
-                return self.state.history
+            with TrainingProgress(epochs, self.state.epoch, len(train_set), enabled=self.progress) as bar, \
+                    run_dir.open_log(self.out_dir, self.state.history, bar.note) as log:
+                return self._epochs(train_set, val_set, epochs, bar, log)
+
+    def _epochs(self, train_set: Dataset, val_set: Dataset | None, epochs: int, bar: Any, log: Any) -> list[dict]:
+        """The epochs of ``fit``, each committed as one snapshot before it is logged or saved."""
+        committed, last_save = self._snapshot(), time.monotonic()
+        try:
+            for epoch in range(self.state.epoch + 1, epochs + 1):
+                record = self._epoch(epoch, train_set, val_set, bar)
+                failure = self._non_finite(epoch)
+                if failure is None:
+                    committed = self._snapshot()
+                run_dir.append_record(log, record)
+                bar.epoch_done(record)
+                if failure is not None:
+                    raise NonFiniteLossError(
+                        f"Trainer: {failure}: training stopped at epoch {epoch - 1}, the last finite state"
+                        + (f", saved in {self.out_dir / run_dir.CHECKPOINT}" if self.out_dir else ""))
+                if time.monotonic() - last_save > self.checkpoint_seconds:
+                    self.save_checkpoint()
+                    last_save = time.monotonic()
+                if self._should_stop():
+                    bar.note(f"early stopping: no val_loss improvement in {self.patience} epochs")
+                    break
+        except (KeyboardInterrupt, NonFiniteLossError) as stop:
+            self._restore(committed)  # drop what came after the last completed, finite epoch
+            self.save_checkpoint()
+            if isinstance(stop, NonFiniteLossError):
+                raise
+            bar.note(f"interrupted at epoch {self.state.epoch}: checkpoint saved"
+                     + (f" in {self.out_dir}; continue with resume=True" if self.out_dir else ""))
+            return self.state.history
         self.save_checkpoint()
         return self.state.history
 
     def _epoch(self, epoch: int, train_set: Dataset, val_set: Dataset | None, bar: Any) -> dict:
         tl.manual_seed(self.seed * 100_003 + epoch)  # dropout masks etc. depend only on (seed, epoch)
         started = time.perf_counter()
+        self._watch.reset()
         train = self._run(train_set, epoch, bar.batch_done)
         seconds = time.perf_counter() - started
         record = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()}}
@@ -160,14 +196,22 @@ class Trainer:
         record["samples_per_second"] = round(len(train_set) / seconds, 1) if seconds > 0 else None
         if self.scheduler is not None and self.scheduler_step == "epoch":
             self.scheduler.step()
-        self.state.epoch = epoch
-        self.state.history.append(record)
         watched = record.get("val_loss", record["train_loss"])
-        if watched < self.state.best_val_loss:
+        if watched < self.state.best_val_loss:  # never true for NaN
             self.state.best_val_loss, self.state.epochs_without_improvement = watched, 0
         else:
             self.state.epochs_without_improvement += 1
+        record = run_dir.finite_or_null(record)
+        self.state.epoch = epoch
+        self.state.history.append(record)
         return record
+
+    def _non_finite(self, epoch: int) -> str | None:
+        """What ``epoch`` made NaN or infinite (a training loss, else the weights), or None: read once an epoch."""
+        bad_batch = self._watch.first_bad_step()
+        if bad_batch is not None:
+            return f"the training loss is not finite (NaN or infinity) at epoch {epoch}, batch {bad_batch}"
+        return None if all_finite(self.model.parameters()) else f"the weights are not finite after epoch {epoch}"
 
     def _should_stop(self) -> bool:
         return self.patience is not None and self.state.epochs_without_improvement >= self.patience
@@ -189,11 +233,15 @@ class Trainer:
                        "epochs_without_improvement": self.state.epochs_without_improvement}
         return run_dir.save_checkpoint(path, self.model, self.optimizer, self.scheduler, train_state, self.metadata)
 
-    def _weights(self) -> dict:
-        return run_dir.training_state(self.model, self.optimizer, self.scheduler)
+    def _snapshot(self) -> tuple[dict, TrainState]:
+        """Copies of the model, optimizer and scheduler state and of the progress: what a stop rolls back to."""
+        weights = run_dir.training_state(self.model, self.optimizer, self.scheduler)
+        return _copy_tree(weights), self.state.copy()
 
-    def _load_weights(self, state: dict) -> None:
-        run_dir.restore_training_state(state, self.model, self.optimizer, self.scheduler)
+    def _restore(self, snapshot: tuple[dict, TrainState]) -> None:
+        weights, state = snapshot
+        run_dir.restore_training_state(weights, self.model, self.optimizer, self.scheduler)
+        self.state = state.copy()
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything ``save_checkpoint`` wrote, onto the model's device."""
