@@ -133,7 +133,7 @@ def checkpoint_to_resume(out_dir: str | Path, kind: str) -> dict:
     return metadata
 
 
-RUN_FILES = (CHECKPOINT, BEST, LOG)
+RUN_FILES = (LOG, BEST, CHECKPOINT)  # removed in this order, so a kill midway never leaves a log without a checkpoint
 
 
 def check_out_dir(out_dir: Path, kind: str | None, overwrite_hint: str = "overwrite=True") -> None:
