@@ -39,6 +39,12 @@ class CharLSTMConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def state_dict_numel(self) -> int:
+        """Elements in the model's state dict, without building it (checkpoints are checked against it)."""
+        h, inputs = self.hidden_size, [self.n_embd] + [self.hidden_size] * (self.num_layers - 1)
+        lstm = sum(4 * h * (n_in + h) + 8 * h for n_in in inputs)
+        return self.vocab_size * self.n_embd + lstm + (h + 1) * self.vocab_size
+
 
 class CharLSTM(LanguageModel):
     """Token ids (B, T) -> Embedding -> LSTM (batch-first) -> Linear -> logits (B, T, vocab_size)."""

@@ -45,6 +45,13 @@ class GPTConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def state_dict_numel(self) -> int:
+        """Elements in the model's state dict (the tied lm_head counted again, as the state dict holds it),
+        without building it (checkpoints are checked against it)."""
+        c, bias = self.n_embd, int(self.bias)
+        block = 12 * c * c + 2 * c + 11 * c * bias  # LayerNorms, attention and MLP of one layer
+        return 2 * self.vocab_size * c + self.block_size * c + self.n_layer * block + c + c * bias
+
 
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention in which position t only sees positions <= t."""

@@ -30,6 +30,15 @@ class MLPConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def state_dict_numel(self) -> int:
+        """Elements in the model's state dict, without building it (checkpoints are checked against it)."""
+        return linear_numel(self.sizes)
+
+
+def linear_numel(sizes: list[int]) -> int:
+    """Weights and biases of Linear layers from ``sizes[0]`` through ``sizes[-1]``."""
+    return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
+
 
 class MLP(nn.Sequential):
     """Linear layers of ``config.sizes`` with ``config.activation`` between them.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from tensorlite.models.mlp import linear_numel
+
 from tensorlite import nn
 
 
@@ -35,6 +37,10 @@ class MNISTMLPConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def state_dict_numel(self) -> int:
+        """Elements in the model's state dict, without building it (checkpoints are checked against it)."""
+        return linear_numel([28 * 28, *self.hidden, 10])
 
 
 class MNISTMLP(nn.Sequential):
@@ -67,6 +73,11 @@ class MNISTCNNConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def state_dict_numel(self) -> int:
+        """Elements in the model's state dict, without building it (checkpoints are checked against it)."""
+        c1, c2 = self.channels
+        return 9 * c1 + c1 + 9 * c1 * c2 + c2 + linear_numel([c2 * 5 * 5, self.hidden, 10])
 
 
 class MNISTCNN(nn.Sequential):

@@ -20,11 +20,18 @@ import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import tensorlite as tl
 from tensorlite import models
+from tensorlite.datasets.preprocessing import Normalizer
+from tensorlite.datasets.transforms import Normalize
 from tensorlite.nn import Module
+from tensorlite.safetensors_reader import checkpoint_error, short
+from tensorlite.tensor import Tensor
+from tensorlite.training.schema import SchemaError, parse
+
+T = TypeVar("T")
 
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
@@ -169,54 +176,172 @@ def start_run(out_dir: Path | None, kind: str | None, resume: bool = False, over
         (out_dir / name).unlink(missing_ok=True)
 
 
-# -- models by kind -------------------------------------------------------------------------------------------
+# -- models by kind ---------------------------------------------------------------------------------------------
+MAX_STATE_NUMEL = 2**31  # elements a loaded model may hold: 8 GiB of float32, 60 times nanoGPT's GPT-2 small
+
+
+class RunMetadata:
+    """The metadata of a run that commands read (``model_config`` aside, whose class the run names)."""
+
+    def check(self, config: Any) -> None:
+        """Rules across the metadata and its model config; a ``SchemaError`` naming the field if one fails."""
+
+
+@dataclass(frozen=True)
+class TaskRun(RunMetadata):
+    """``mlp-task``: one of the small tasks."""
+
+    task: str
+    loss: str
+    seed: int
+    model_config: dict
+    normalizer: Normalizer
+    classes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("mse", "bce", "ce"):
+            raise ValueError(f"loss must be 'mse', 'bce' or 'ce', got {short(self.loss)}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be non-negative, got {self.seed}")
+
+    def check(self, config: models.MLPConfig) -> None:
+        n_inputs, n_outputs = config.sizes[0], config.sizes[-1]
+        for name in ("shift", "scale"):
+            if len(getattr(self.normalizer, name)) != n_inputs:
+                raise SchemaError(f"metadata.normalizer.{name} has {len(getattr(self.normalizer, name))} values "
+                                  f"for {n_inputs} inputs (model_config.sizes[0])")
+        if self.classes is not None and n_outputs not in (1, len(self.classes)):
+            raise SchemaError(f"metadata.classes names {len(self.classes)} classes for {n_outputs} outputs "
+                              "(model_config.sizes[-1])")
+
+
+@dataclass(frozen=True)
+class MNISTRun(RunMetadata):
+    """``mnist-mlp`` / ``mnist-cnn``."""
+
+    kind: str
+    model_config: dict
+    recipe: dict
+    normalize: Normalize
+    classes: list[str]
+    seed: int
+
+
+@dataclass(frozen=True)
+class TokenizerState:
+    """A ``CharTokenizer.to_dict()``: the vocabulary in id order."""
+
+    chars: str
+
+
+@dataclass(frozen=True)
+class CharLMRun(RunMetadata):
+    """``char-lm``: a character GPT or LSTM."""
+
+    model: str
+    model_config: dict
+    tokenizer: TokenizerState
+
+    def __post_init__(self) -> None:
+        if self.model not in LANGUAGE_MODELS:
+            raise ValueError(f"model must be one of {', '.join(LANGUAGE_MODELS)}, got {short(self.model)}")
+
+    def check(self, config: models.GPTConfig | models.CharLSTMConfig) -> None:
+        if len(self.tokenizer.chars) != config.vocab_size:
+            raise SchemaError(f"metadata.tokenizer holds {len(self.tokenizer.chars)} characters, "
+                              f"model_config.vocab_size is {config.vocab_size}")
+
+
 @dataclass(frozen=True)
 class ModelKind:
-    """How to name a checkpoint kind in messages, and how to build its (untrained) model from the metadata."""
+    """A checkpoint kind: how messages name it, the schema of its metadata, and the model and config classes a
+    run's metadata names."""
 
     description: str
-    build: Callable[[dict], Module]
-
-
-def _mlp(metadata: dict) -> Module:
-    return models.MLP(models.MLPConfig(**metadata["model_config"]))
-
-
-def _mnist(metadata: dict) -> Module:
-    model_class, config_class = MNIST_MODELS[metadata["kind"]]
-    return model_class(config_class(**metadata["model_config"]))
-
-
-def _char_lm(metadata: dict) -> Module:
-    model_class, config_class = LANGUAGE_MODELS[metadata["model"]]
-    return model_class(config_class(**metadata["model_config"]))
+    schema: type[RunMetadata]
+    architecture: Callable[[Any], tuple[type[Module], type]]
 
 
 MODEL_KINDS = {
-    "mlp-task": ModelKind("one of the small tasks", _mlp),
-    "mnist-mlp": ModelKind("mnist-mlp", _mnist),
-    "mnist-cnn": ModelKind("mnist-cnn", _mnist),
-    "char-lm": ModelKind("a character language model", _char_lm),
+    "mlp-task": ModelKind("one of the small tasks", TaskRun, lambda run: (models.MLP, models.MLPConfig)),
+    "mnist-mlp": ModelKind("mnist-mlp", MNISTRun, lambda run: MNIST_MODELS[run.kind]),
+    "mnist-cnn": ModelKind("mnist-cnn", MNISTRun, lambda run: MNIST_MODELS[run.kind]),
+    "char-lm": ModelKind("a character language model", CharLMRun, lambda run: LANGUAGE_MODELS[run.model]),
 }
 
 
 def check_kind(path: Path, metadata: dict, kinds: Collection[str]) -> str:
-    """The ``kind`` in a checkpoint's metadata, or an error naming it and the kinds expected."""
+    """The ``kind`` in a checkpoint's metadata, or a ``CheckpointError`` naming it and the kinds expected."""
     kind = metadata.get("kind")
     if kind not in kinds:
         expected = " or ".join(MODEL_KINDS[k].description if k in MODEL_KINDS else repr(k) for k in kinds)
-        raise ValueError(f"{path} holds a {kind or 'unknown'!r} checkpoint, not {expected}")
+        raise tl.CheckpointError(f"{path} holds a {short(kind or 'unknown')} checkpoint, not {expected}")
     return kind
+
+
+def read_metadata(path: Path, schema: type[T], value: Any, name: str, ignore_unknown: bool = False) -> T:
+    """``schema.parse`` of a checkpoint's metadata (or a field of it), a ``CheckpointError`` naming ``path``
+    and the field otherwise."""
+    try:
+        return parse(schema, value, name, ignore_unknown)
+    except SchemaError as exc:
+        raise checkpoint_error(path, str(exc)) from None
+
+
+def check_model_metadata(path: Path, metadata: dict, kind: str) -> tuple[type[Module], Any]:
+    """The model class and config a checkpoint's metadata describes, checked against its kind's schema and
+    bounded by ``MAX_STATE_NUMEL`` before anything is allocated."""
+    run = read_metadata(path, MODEL_KINDS[kind].schema, metadata, "metadata", ignore_unknown=True)
+    model_class, config_class = MODEL_KINDS[kind].architecture(run)
+    config = read_metadata(path, config_class, run.model_config, "metadata.model_config")
+    try:
+        run.check(config)
+    except SchemaError as exc:
+        raise checkpoint_error(path, str(exc)) from None
+    if config.state_dict_numel() > MAX_STATE_NUMEL:
+        raise checkpoint_error(path, f"its model_config describes a model of {config.state_dict_numel():,} "
+                                     f"elements, more than the {MAX_STATE_NUMEL:,} allowed")
+    return model_class, config
+
+
+def model_state(path: Path, checkpoint: Any, config: Any) -> dict[str, Tensor]:
+    """The ``"model"`` state dict of a loaded checkpoint, which must be tensors holding as many elements as
+    ``config`` describes (so that building the model allocates no more than the file held)."""
+    weights = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if not isinstance(weights, dict) or not all(isinstance(value, Tensor) for value in weights.values()):
+        raise checkpoint_error(path, "it holds no 'model' state dict of tensors")
+    numel = sum(value.numel() for value in weights.values())
+    if numel != config.state_dict_numel():
+        raise checkpoint_error(path, f"its model state holds {numel:,} elements, its model_config describes "
+                                     f"{config.state_dict_numel():,}")
+    return weights
+
+
+def check_fit(path: Path, weights: dict[str, Tensor], model: Module) -> None:
+    """A ``CheckpointError`` naming the first key (and both shapes) of ``weights`` that does not fit ``model``."""
+    own = model.state_dict()
+    unexpected = sorted(weights.keys() - own.keys())
+    if unexpected:
+        raise checkpoint_error(path, f"its model state has the key {unexpected[0]!r}, which the model does not")
+    for key, target in own.items():
+        if key not in weights:
+            raise checkpoint_error(path, f"its model state lacks {key!r} (shape {target.shape})")
+        if weights[key].shape != target.shape:
+            raise checkpoint_error(path, f"its model state has {key!r} of shape {weights[key].shape}, its "
+                                         f"model_config makes it {target.shape}")
 
 
 def load_model(path: str | Path, device: str | tl.Device | None = None,
                kinds: Collection[str] = tuple(MODEL_KINDS)) -> tuple[Module, dict]:
     """The model (in eval mode, on ``device``) and metadata of a checkpoint file or run directory whose
-    kind is one of ``kinds``."""
+    kind is one of ``kinds``. The metadata is checked (``check_model_metadata``) before the tensors are read,
+    and the tensors against the model before it is loaded: anything amiss is a ``CheckpointError``."""
     path = resolve_checkpoint(path)
     metadata = tl.load_metadata(path)
-    kind = check_kind(path, metadata, kinds)
+    model_class, config = check_model_metadata(path, metadata, check_kind(path, metadata, kinds))
     target = tl.device(device)
-    model = MODEL_KINDS[kind].build(metadata).to(target)
-    model.load_state_dict(tl.load(path, target)["model"])
+    weights = model_state(path, tl.load(path, target), config)
+    model = model_class(config).to(target)
+    check_fit(path, weights, model)
+    model.load_state_dict(weights)
     return model.eval(), metadata
