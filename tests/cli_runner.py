@@ -15,11 +15,13 @@ def invoke(*args: str | Path) -> Result:
     return runner.invoke(app, [str(a) for a in args])
 
 
-def assert_fails(result: Result, *fragments: str) -> None:
-    """A clean user error: non-zero exit, ``error: ...`` naming the problem, no traceback."""
-    assert result.exit_code != 0, result.output
+def assert_fails(result: Result, *fragments: str, status: int = 2) -> None:
+    """A clean failure: exit ``status`` (2: bad input, 1: a failed run), no traceback, and on stderr one line,
+    ``error: ...``, holding every fragment (the option or file, the rule)."""
+    assert result.exit_code == status, result.output
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
-    assert "error:" in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
-        assert fragment in result.output, result.output
+        assert fragment in lines[0], lines[0]

@@ -455,8 +455,8 @@ def test_resume_continues_the_same_schedule_bit_for_bit(fake_data: Path, tmp_pat
 
 @pytest.mark.parametrize("args, fragments", [
     (["--resume"], ["--resume", "no checkpoint to resume from"]),
-    (["--epochs", "0"], ["must be positive"]),
-    (["--lr", "-1"], ["--lr", "must be positive"]),
+    (["--epochs", "0"], ["--epochs must be between 1 and 10,000,000, got 0"]),
+    (["--lr", "-1"], ["--lr must be a positive number, got -1.0"]),
 ])
 def test_train_errors(tmp_path: Path, fake_data: Path, args: list[str], fragments: list[str]) -> None:
     result = invoke("train", "mnist-mlp", *args, "--out", tmp_path / "run", "--no-progress")

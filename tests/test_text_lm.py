@@ -119,11 +119,11 @@ def test_explicit_options_override_the_preset() -> None:
 
 @pytest.mark.parametrize("options, message", [
     ({"n_embd": 100, "n_head": 3}, "--n-embd (100) must be divisible by --n-head (3)"),
-    ({"block_size": 0}, "--block-size must be positive"),
-    ({"batch_size": -1}, "--batch-size must be positive"),
-    ({"learning_rate": -1.0}, "--lr: the learning rate must be positive"),
+    ({"block_size": 0}, "--block-size must be between 1 and 65,536, got 0"),
+    ({"batch_size": -1}, "--batch-size must be between 1 and 65,536, got -1"),
+    ({"learning_rate": -1.0}, "--lr must be a positive number, got -1.0"),
     ({"dropout": 1.0}, "--dropout must be in [0, 1)"),
-    ({"warmup_iters": 50, "max_iters": 50}, "--warmup-iters (50) must be at least 0 and less than --max-iters (50)"),
+    ({"warmup_iters": 50, "max_iters": 50}, "--warmup-iters (50) must be less than --max-iters (50)"),
 ])
 def test_bad_options_are_named(options: dict, message: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -228,7 +228,7 @@ def test_sample_streams_a_continuation_of_the_prompt(gpt_run: tuple[Path, Result
 def test_sample_errors_name_the_problem(gpt_run: tuple[Path, Result], tmp_path: Path) -> None:
     out, _ = gpt_run
     assert_fails(invoke("sample", out, "--prompt", "ROMEO@{"), "not in the vocabulary", "'@{'")
-    assert_fails(invoke("sample", out, "--temperature", "0"), "--temperature must be positive")
+    assert_fails(invoke("sample", out, "--temperature", "0"), "--temperature must be a positive number")
     tl.save({"model": {"w": tl.zeros(1)}}, tmp_path / "mlp.safetensors", metadata={"kind": "mlp-task"})
     assert_fails(invoke("sample", tmp_path / "mlp.safetensors"), "holds a 'mlp-task' checkpoint",
                  "not a character language model")

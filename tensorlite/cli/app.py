@@ -1,9 +1,9 @@
 """The ``tensorlite`` command line (typer). ``tensorlite --help`` lists the commands.
 
 Each command hands its options to a family module (``small_tasks``, ``mnist``, ``char_lm``, ``plots``),
-imported when the command runs so that ``--help`` stays fast, and turns any error from them or the
-library into one line on stderr and exit status 2 (1 for a run that failed: a ``RuntimeError``). Help
-texts are rich markup: a literal ``[`` is ``\\[``.
+imported when the command runs so that ``--help`` stays fast. Every error that escapes a command ends in
+``TensorliteApp.main``: one line on stderr and the exit status ``errors`` assigns (2 for bad input, 1 for a
+failed run). Help texts are rich markup: a literal ``[`` is ``\\[``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,34 @@ import inspect
 import platform
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(help="tensorlite: train, evaluate and inspect models on NumPy or CuPy.", no_args_is_help=True,
-                  rich_markup_mode="rich")
+from tensorlite.cli import errors
+from tensorlite.cli.options import UsageError, check_range
+
+CSV_MAX_BYTES = 100 * 2**20  # predict --csv: 100 MiB, millions of rows
+
+
+class TensorliteApp(TyperGroup):
+    """The ``tensorlite`` command: runs a command with typer's error handling off, so that every error, typer's
+    usage errors included, is reported once, by ``errors.report``."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> None:
+        settings = {"debug": False}  # set by the --debug option (``main`` below)
+        try:
+            status = super().main(args, prog_name, complete_var, standalone_mode=False, obj=settings, **extra)
+        except Exception as error:
+            status = errors.report(error, settings["debug"])
+        sys.exit(status or 0)
+
+
+app = typer.Typer(cls=TensorliteApp, help="tensorlite: train, evaluate and inspect models on NumPy or CuPy.",
+                  no_args_is_help=True, rich_markup_mode="rich")
 
 
 def _blas_info() -> str:
@@ -74,19 +94,11 @@ def info() -> None:
 
 
 @app.callback()
-def main() -> None:
+def main(ctx: typer.Context,
+         debug: bool = typer.Option(False, "--debug", envvar="TENSORLITE_DEBUG",
+                                    help="print the traceback of an error instead of one line")) -> None:
     """tensorlite: train, evaluate and inspect models on NumPy or CuPy."""
-
-
-@contextmanager
-def _one_line_errors() -> Iterator[None]:
-    """Print an error of the user's input or of the run as one line, without a traceback, and exit with status 2
-    (1 for a failed run, such as a ``NonFiniteLossError``)."""
-    try:
-        yield
-    except (ValueError, OSError, RuntimeError) as exc:  # UsageError, CheckpointError, MNISTError are ValueErrors
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1 if isinstance(exc, RuntimeError) else 2) from None
+    ctx.obj["debug"] = debug
 
 
 def _print_result(result: dict) -> None:
@@ -112,8 +124,7 @@ def _train_and_report(train: Callable[[], tuple[Any, dict]]) -> None:
     """Run ``train`` (-> the trainer and its test metrics), then say where the checkpoint is and print the metrics."""
     from tensorlite.training import CHECKPOINT
 
-    with _one_line_errors():
-        trainer, result = train()
+    trainer, result = train()
     typer.echo(f"checkpoint: {trainer.out_dir / CHECKPOINT}")
     _print_result(result)
 
@@ -148,7 +159,7 @@ def _small_task_command(name: str):
         batch_size: int = typer.Option(None, help="examples per step"),
         seed: int = typer.Option(0, help="seed for weights, data splits and shuffling"),
         device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)"),
-        out: Path = typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{name})"),
+        out: str = typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{name})"),
         resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
         overwrite: bool = _OVERWRITE,
         patience: int = typer.Option(None, help="stop after this many epochs without val-loss improvement"),
@@ -194,7 +205,7 @@ def _mnist_command(kind: str):
                                                  "the cache"),
         seed: int = typer.Option(0, help="seed for weights, shuffling and dropout"),
         device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)"),
-        out: Path = typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{kind})"),
+        out: str = typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{kind})"),
         resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
         overwrite: bool = _OVERWRITE,
         progress: bool = typer.Option(True, help="show a progress bar"),
@@ -242,13 +253,13 @@ GPT_OPTIONS = {
     "n_layer": (int, typer.Option(None, help="transformer blocks")),
     "n_head": (int, typer.Option(None, help="attention heads (must divide --n-embd)")),
     "n_embd": (int, typer.Option(None, help="embedding width")),
-    "out": (Path, typer.Option(None, help="run directory for checkpoints and log (default: runs/shakespeare)")),
+    "out": (str, typer.Option(None, help="run directory for checkpoints and log (default: runs/shakespeare)")),
 }
 LSTM_OPTIONS = {
     "n_embd": (int, typer.Option(None, help="character embedding width (default: 64)")),
     "hidden_size": (int, typer.Option(None, help="LSTM hidden units per layer (default: 256)")),
     "num_layers": (int, typer.Option(None, help="stacked LSTM layers (default: 2)")),
-    "out": (Path, typer.Option(None, help="run directory for checkpoints and log (default: runs/char-lstm)")),
+    "out": (str, typer.Option(None, help="run directory for checkpoints and log (default: runs/char-lstm)")),
 }
 
 
@@ -269,8 +280,7 @@ def _char_lm_command(model_type: str, model_options: dict[str, tuple[type, Any]]
         from tensorlite.training import BEST, CHECKPOINT
 
         options["learning_rate"] = options.pop("lr")
-        with _one_line_errors():
-            trainer, tokenizer = char_lm.train_char_lm(model_type, **options)
+        trainer, tokenizer = char_lm.train_char_lm(model_type, **options)
         if trainer.interrupted:
             return
         final = trainer.history[-1]
@@ -321,10 +331,10 @@ def sample(
     import tensorlite as tl
     from tensorlite.cli import char_lm
 
-    with _one_line_errors():
-        model, tokenizer, _ = char_lm.load_char_lm(checkpoint, device)
-        prompt = char_lm.default_prompt(tokenizer) if prompt is None else prompt
-        chars = char_lm.sample_chars(model, tokenizer, prompt, max_new_tokens, temperature, top_k, cache)
+    model, tokenizer, _ = char_lm.load_char_lm(checkpoint, device)
+    prompt = char_lm.default_prompt(tokenizer) if prompt is None else prompt
+    chars = char_lm.sample_chars(model, tokenizer, prompt, max_new_tokens, temperature, top_k, cache)
+    check_range("seed", seed)
     tl.manual_seed(seed)
     _stream(prompt, chars)
 
@@ -343,9 +353,8 @@ def evaluate(
     evaluators = {small_tasks.TASK_KIND: lambda: small_tasks.evaluate_checkpoint(checkpoint, device),
                   **{kind: lambda: mnist.evaluate_checkpoint(checkpoint, device, data_dir)
                      for kind in run_dir.MNIST_MODELS}}
-    with _one_line_errors():
-        path = run_dir.resolve_checkpoint(checkpoint)
-        result = evaluators[run_dir.check_kind(path, tl.load_metadata(path), evaluators)]()
+    path = run_dir.resolve_checkpoint(checkpoint)
+    result = evaluators[run_dir.check_kind(path, tl.load_metadata(path), evaluators)]()
     _print_result(result)
 
 
@@ -361,12 +370,11 @@ def predict(
     import tensorlite as tl
     from tensorlite.training import run_dir
 
-    with _one_line_errors():
-        path = run_dir.resolve_checkpoint(checkpoint)
-        if tl.load_metadata(path).get("kind") in run_dir.MNIST_MODELS:
-            _predict_digits(path, inputs, csv, device)
-        else:
-            _predict_rows(path, inputs, csv, device)
+    path = run_dir.resolve_checkpoint(checkpoint)
+    if tl.load_metadata(path).get("kind") in run_dir.MNIST_MODELS:
+        _predict_digits(path, inputs, csv, device)
+    else:
+        _predict_rows(path, inputs, csv, device)
 
 
 def _predict_rows(checkpoint: Path, inputs: list[str] | None, csv: Path | None, device: str | None) -> None:
@@ -375,12 +383,9 @@ def _predict_rows(checkpoint: Path, inputs: list[str] | None, csv: Path | None, 
 
     import tensorlite as tl
     from tensorlite.cli import small_tasks
-    from tensorlite.cli.options import UsageError
 
     if csv is not None:
-        if not csv.exists():
-            raise UsageError(f"no such CSV file: {csv}")
-        rows = np.loadtxt(csv, delimiter=",", ndmin=2, dtype=np.float32)
+        rows = _read_rows(csv)
     elif inputs:
         try:
             rows = np.array([[float(value) for value in inputs]], dtype=np.float32)
@@ -402,10 +407,26 @@ def _predict_rows(checkpoint: Path, inputs: list[str] | None, csv: Path | None, 
             typer.echo(f"[{shown}] -> {scores[i]:.4f}")
 
 
+def _read_rows(csv: Path) -> Any:
+    """The rows of numbers in ``--csv``: a regular file of at most ``CSV_MAX_BYTES``, not empty."""
+    import io
+
+    import numpy as np
+
+    from tensorlite.utils.files import read_text_file
+
+    text = read_text_file(csv, "--csv", CSV_MAX_BYTES)
+    if not text.strip():
+        raise UsageError(f"--csv: {csv} is empty, expected rows of numbers separated by commas")
+    try:
+        return np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, dtype=np.float32)
+    except ValueError as exc:
+        raise UsageError(f"--csv: {csv} does not hold rows of numbers separated by commas: {exc}") from None
+
+
 def _predict_digits(checkpoint: Path, images: list[str] | None, csv: Path | None, device: str | None) -> None:
     """``tensorlite predict`` for an MNIST checkpoint: the digit in each image, with the likeliest three."""
     from tensorlite.cli import mnist
-    from tensorlite.cli.options import UsageError
 
     if csv is not None or not images:
         raise UsageError("an MNIST model classifies image files: tensorlite predict CKPT digit.png ...")
@@ -436,8 +457,7 @@ def _plot_command(function: str, source: str, source_help: str, out_help: str, d
     def command(**arguments: Path | None) -> None:
         from tensorlite.cli import plots
 
-        with _one_line_errors():
-            path = getattr(plots, function)(arguments[source.lower()], arguments["out"])
+        path = getattr(plots, function)(arguments[source.lower()], arguments["out"])
         typer.echo(f"wrote {path}")
 
     command.__doc__ = doc

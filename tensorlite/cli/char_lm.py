@@ -11,12 +11,16 @@ from typing import Any
 
 import tensorlite as tl
 from tensorlite.cli.options import (
+    RANGES,
     UsageError,
     check_choice,
-    check_learning_rate,
+    check_model_size,
     check_out_dir,
     check_positive,
-    option_name,
+    check_range,
+    make_out_dir,
+    out_dir,
+    parse_device,
 )
 from tensorlite.cli.presets import GPT_PRESETS, LSTM_DEFAULTS
 from tensorlite.datasets.text import CharTokenizer, TextData, load_shakespeare
@@ -26,8 +30,7 @@ from tensorlite.training import LMTrainConfig, LMTrainer, run_dir
 from tensorlite.training.run_dir import CHECKPOINT, LANGUAGE_MODELS
 
 KIND = "char-lm"
-POSITIVE_SETTINGS = ("n_layer", "n_head", "n_embd", "hidden_size", "num_layers", "block_size", "batch_size",
-                     "max_iters", "eval_interval", "eval_iters")
+MODEL_SIZE_OPTIONS = {"gpt": "--n-layer, --n-embd and --block-size", "lstm": "--n-embd, --hidden-size and --num-layers"}
 
 
 # -- from options to a run -------------------------------------------------------------------------------
@@ -50,21 +53,20 @@ def resolve_settings(model_type: str, preset: str | None, options: dict[str, Any
 
 
 def _check_settings(model_type: str, settings: dict[str, Any]) -> None:
-    for key in POSITIVE_SETTINGS:
-        if key in settings:
-            check_positive(option_name(key), settings[key])
+    for key in RANGES.keys() & settings.keys():
+        check_range(key, settings[key])
     if model_type == "gpt" and settings["n_embd"] % settings["n_head"]:
         raise UsageError(f"--n-embd ({settings['n_embd']}) must be divisible by --n-head ({settings['n_head']}): "
                          "each attention head gets n_embd / n_head channels")
     if not 0.0 <= settings.get("dropout", 0.0) < 1.0:
         raise UsageError(f"--dropout must be in [0, 1), got {settings['dropout']}")
     lr = settings.get("learning_rate", LMTrainConfig.learning_rate)
-    check_learning_rate(lr)
+    check_positive("--lr", lr)
     if not 0 <= settings["min_lr"] <= lr:
         raise UsageError(f"--min-lr must be between 0 and --lr ({lr}), got {settings['min_lr']}")
     warmup, max_iters = settings["warmup_iters"], settings["max_iters"]
-    if not 0 <= warmup < max_iters:
-        raise UsageError(f"--warmup-iters ({warmup}) must be at least 0 and less than --max-iters ({max_iters})")
+    if warmup >= max_iters:
+        raise UsageError(f"--warmup-iters ({warmup}) must be less than --max-iters ({max_iters})")
 
 
 def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Path | None = None,
@@ -74,27 +76,30 @@ def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Pat
     (``overwrite``: even if it holds another kind of run) from options named as on the command line
     (``n_layer``, ``learning_rate``, ...; None: the preset's); returns the trainer and the tokenizer."""
     settings = resolve_settings(model_type, preset, options)
-    out_dir = Path(out) if out is not None else Path("runs") / ("shakespeare" if model_type == "gpt" else "char-lstm")
+    target = parse_device(device)
+    run = out_dir(out, Path("runs") / ("shakespeare" if model_type == "gpt" else "char-lstm"))
     text = load_shakespeare(data)
     model_cls, config_cls = LANGUAGE_MODELS[model_type]
-    saved = check_out_dir(out_dir, KIND, resume, overwrite)
+    saved = check_out_dir(run, KIND, resume, overwrite)
     if saved is not None:
         if saved["model"] != model_type:
-            raise UsageError(f"--resume: {out_dir / CHECKPOINT} holds a {saved['model']} model, not a {model_type}")
+            raise UsageError(f"--resume: {run / CHECKPOINT} holds a {saved['model']} model, not a {model_type}")
         tokenizer, model_config = CharTokenizer.from_dict(saved["tokenizer"]), config_cls(**saved["model_config"])
     else:
         tokenizer = CharTokenizer.from_text(text)
         model_fields = {f.name for f in dataclasses.fields(config_cls)}
         model_config = config_cls(**{k: v for k, v in settings.items() if k in model_fields},
                                    vocab_size=tokenizer.vocab_size)
+        check_model_size(model_config, MODEL_SIZE_OPTIONS[model_type])
+    make_out_dir(run)
     train_fields = {f.name for f in dataclasses.fields(LMTrainConfig)}
     train_config = LMTrainConfig(**{k: v for k, v in settings.items() if k in train_fields})
     tl.manual_seed(train_config.seed)
-    model = model_cls(model_config).to(tl.device(device))
+    model = model_cls(model_config).to(target)
     metadata = {"kind": KIND, "model": model_type, "model_config": asdict(model_config),
                 "tokenizer": tokenizer.to_dict(), "train_config": asdict(train_config),
                 "data": str(data) if data is not None else "tinyshakespeare"}
-    trainer = LMTrainer(model, TextData(tokenizer.encode(text)), train_config, out_dir=out_dir, metadata=metadata,
+    trainer = LMTrainer(model, TextData(tokenizer.encode(text)), train_config, out_dir=run, metadata=metadata,
                         progress=progress)
     trainer.fit(resume=resume, overwrite=overwrite)
     return trainer, tokenizer
@@ -103,7 +108,7 @@ def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Pat
 # -- loading and sampling ---------------------------------------------------------------------------------
 def load_char_lm(path: str | Path, device: str | None = None) -> tuple[Module, CharTokenizer, dict]:
     """The model (in eval mode), tokenizer and metadata of a ``char-lm`` checkpoint or run directory (its best)."""
-    model, metadata = run_dir.load_model(path, device, kinds=[KIND])
+    model, metadata = run_dir.load_model(path, parse_device(device), kinds=[KIND])
     return model, CharTokenizer.from_dict(metadata["tokenizer"]), metadata
 
 
@@ -120,10 +125,10 @@ def sample_chars(model: Module, tokenizer: CharTokenizer, prompt: str, max_new_t
     """
     if not prompt:
         raise UsageError("sample: the prompt is empty; give at least one character")
-    check_positive("--max-new-tokens", max_new_tokens)
+    check_range("max_new_tokens", max_new_tokens)
     check_positive("--temperature", temperature)
-    if top_k is not None and top_k < 0:
-        raise UsageError(f"--top-k must be positive (or 0 for no limit), got {top_k}")
+    if top_k is not None:
+        check_range("top_k", top_k)
     try:
         ids = tokenizer.encode(prompt)
     except ValueError as exc:

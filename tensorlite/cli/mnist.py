@@ -16,7 +16,16 @@ import numpy as np
 
 import tensorlite as tl
 from tensorlite import nn, optim
-from tensorlite.cli.options import UsageError, check_choice, check_learning_rate, check_out_dir, check_positive
+from tensorlite.cli.options import (
+    UsageError,
+    check_choice,
+    check_out_dir,
+    check_positive,
+    check_range,
+    make_out_dir,
+    out_dir,
+    parse_device,
+)
 from tensorlite.cli.presets import MNIST_RECIPES, Recipe
 from tensorlite.datasets.mnist import MNIST, NORMALIZE, SIZE
 from tensorlite.datasets.transforms import Normalize
@@ -27,14 +36,17 @@ from tensorlite.utils.data import DataLoader, TensorDataset
 
 def _recipe(kind: str, out_dir: Path, saved: dict | None, **chosen: Any) -> Recipe:
     """The model's recipe (the ``saved`` checkpoint metadata's when resuming) with the options given on top of it."""
-    recipe = Recipe(**saved["recipe"]) if saved is not None else MNIST_RECIPES[kind]
+    if saved is not None:
+        recipe = run_dir.read_metadata(out_dir / run_dir.CHECKPOINT, Recipe, saved["recipe"], "metadata.recipe")
+    else:
+        recipe = MNIST_RECIPES[kind]
     updated = replace(recipe, **{key: value for key, value in chosen.items() if value is not None})
     if saved is not None and updated != recipe:
         raise UsageError(f"--resume: the run in {out_dir} trains with --epochs {recipe.epochs} --batch-size "
                          f"{recipe.batch_size} --lr {recipe.lr}; its one-cycle schedule cannot change midway")
-    check_positive("--epochs", updated.epochs)
-    check_positive("--batch-size", updated.batch_size)
-    check_learning_rate(updated.lr)
+    check_range("epochs", updated.epochs)
+    check_range("batch_size", updated.batch_size)
+    check_positive("--lr", updated.lr)
     return updated
 
 
@@ -46,14 +58,16 @@ def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None 
     arguments given) in ``out`` (``overwrite``: even if it holds another kind of run); returns the trainer
     and the test metrics of ``evaluate``."""
     check_choice("kind", "MNIST model", kind, MNIST_MODELS)
-    out_dir = Path(out) if out is not None else Path("runs") / kind
-    saved = check_out_dir(out_dir, kind, resume, overwrite)
-    recipe = _recipe(kind, out_dir, saved, epochs=epochs, batch_size=batch_size, lr=lr)
+    check_range("seed", seed)
+    target = parse_device(device)
+    run = out_dir(out, Path("runs") / kind)
+    saved = check_out_dir(run, kind, resume, overwrite)
+    recipe = _recipe(kind, run, saved, epochs=epochs, batch_size=batch_size, lr=lr)
     train_set = MNIST(data_dir, train=True, download=download)
     test_set = MNIST(data_dir, train=False, download=download)
+    make_out_dir(run)
 
     tl.manual_seed(seed)
-    target = tl.device(device)
     model_class, config_class = MNIST_MODELS[kind]
     config = config_class(dropout=recipe.dropout)
     model = model_class(config).to(target)
@@ -63,7 +77,7 @@ def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None 
     metadata = {"kind": kind, "model_config": config.to_dict(), "recipe": asdict(recipe), "seed": seed,
                 "normalize": asdict(NORMALIZE), "classes": list(MNIST.classes)}
     trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, accuracy_fn=argmax_accuracy, scheduler=scheduler,
-                      scheduler_step="batch", batch_size=recipe.batch_size, seed=seed, out_dir=out_dir,
+                      scheduler_step="batch", batch_size=recipe.batch_size, seed=seed, out_dir=run,
                       metadata=metadata, progress=progress)
     test_data = test_set.to_tensor_dataset(target)
     trainer.fit(train_set.to_tensor_dataset(target), test_data, epochs=recipe.epochs, resume=resume,
@@ -88,7 +102,7 @@ def evaluate(model: nn.Module, dataset: TensorDataset, name: str, batch_size: in
 
 def load_checkpoint(path: str | Path, device: str | None = None) -> tuple[nn.Module, dict]:
     """The model (in eval mode, on ``device``) and metadata of a checkpoint written by ``train_mnist``."""
-    return run_dir.load_model(path, device, kinds=MNIST_MODELS)
+    return run_dir.load_model(path, parse_device(device), kinds=MNIST_MODELS)
 
 
 def evaluate_checkpoint(path: str | Path, device: str | None = None, data_dir: str | Path | None = None,
@@ -96,7 +110,7 @@ def evaluate_checkpoint(path: str | Path, device: str | None = None, data_dir: s
     """``evaluate`` a checkpoint on MNIST's test set."""
     model, metadata = load_checkpoint(path, device)
     test_set = MNIST(data_dir, train=False, download=download)
-    return evaluate(model, test_set.to_tensor_dataset(tl.device(device)), metadata["kind"])
+    return evaluate(model, test_set.to_tensor_dataset(next(model.parameters()).device), metadata["kind"])
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -139,5 +153,5 @@ def predict_images(path: str | Path, images: list[str | Path], device: str | Non
     model, metadata = load_checkpoint(path, device)
     pixels = np.stack([load_image(image) for image in images])[:, None]  # (N, 1, 28, 28)
     with tl.no_grad():
-        logits = model(tl.tensor(Normalize(**metadata["normalize"])(pixels), device=tl.device(device)))
+        logits = model(tl.tensor(Normalize(**metadata["normalize"])(pixels), device=next(model.parameters()).device))
     return nn.functional.softmax(logits, dim=1).numpy()

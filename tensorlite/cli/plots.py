@@ -9,12 +9,13 @@ import numpy as np
 
 import tensorlite as tl
 from tensorlite.cli import small_tasks
+from tensorlite.cli.options import UsageError
 from tensorlite.datasets import Normalizer
 from tensorlite.training import read_log
 
 
-class PlotError(RuntimeError):
-    """Plotting is not possible (matplotlib missing, no log, a model that is not 2-D)."""
+class PlotError(UsageError):
+    """Plotting what was asked for is not possible (matplotlib missing, no log, a model that is not 2-D)."""
 
 
 def _pyplot() -> Any:

@@ -23,13 +23,19 @@ from tensorlite import datasets, nn, optim
 from tensorlite.cli.options import (
     UsageError,
     check_choice,
-    check_learning_rate,
+    check_model_size,
     check_out_dir,
     check_positive,
+    check_range,
+    check_same_model,
+    make_out_dir,
+    out_dir,
+    parse_device,
     parse_hidden,
 )
 from tensorlite.datasets import Normalizer
 from tensorlite.models import MLP, MLPConfig
+from tensorlite.models.mlp import ACTIVATIONS
 from tensorlite.tensor import Tensor
 from tensorlite.training import Trainer, metrics, run_dir
 from tensorlite.utils.data import TensorDataset
@@ -157,18 +163,27 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
     optimizer = optimizer or task.optimizer
     check_choice("--optimizer", "optimizer", optimizer, OPTIMIZERS)
     lr = task.lr if lr is None else lr
-    check_learning_rate(lr)
+    check_positive("--lr", lr)
     epochs = task.epochs if epochs is None else epochs
     batch_size = task.batch_size if batch_size is None else batch_size
-    check_positive("--epochs", epochs)
-    check_positive("--batch-size", batch_size)
+    check_range("epochs", epochs)
+    check_range("batch_size", batch_size)
+    check_range("seed", seed)
+    if patience is not None:
+        check_range("patience", patience)
+    activation = activation or task.activation
+    check_choice("--activation", "activation", activation, ACTIVATIONS)
     sizes = parse_hidden(hidden) if hidden is not None else task.hidden
-    out_dir = Path(out) if out is not None else Path("runs") / name
-    check_out_dir(out_dir, TASK_KIND, resume, overwrite)
+    config = task.model_config(sizes, activation, loss)
+    check_model_size(config, "--hidden")
+    target = parse_device(device)
+    run = out_dir(out, Path("runs") / name)
+    saved = check_out_dir(run, TASK_KIND, resume, overwrite)
+    if saved is not None:
+        check_same_model(saved, config, run)
+    make_out_dir(run)
 
     tl.manual_seed(seed)
-    target = tl.device(device)
-    config = task.model_config(sizes, activation or task.activation, loss)
     model = MLP(config).to(target)
     splits = task.splits(seed)
     normalizer = Normalizer.fit(splits["train"][0], task.normalize)
@@ -180,7 +195,7 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
     metadata = {"kind": TASK_KIND, "task": name, "loss": loss, "seed": seed, "model_config": config.to_dict(),
                 "normalizer": normalizer.__dict__, "classes": list(task.classes) if task.classes else None}
     trainer = Trainer(model, loss_function(loss), opt, accuracy_fn=accuracy_function(task, loss),
-                      batch_size=batch_size, seed=seed, out_dir=out_dir, metadata=metadata, patience=patience,
+                      batch_size=batch_size, seed=seed, out_dir=run, metadata=metadata, patience=patience,
                       progress=progress)
     trainer.fit(data_sets["train"], data_sets["val"], epochs=epochs, resume=resume, overwrite=overwrite)
     return trainer, trainer.evaluate(data_sets["test"])
@@ -188,7 +203,7 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
 
 def load_task_checkpoint(path: str | Path, device: str | None = None) -> tuple[MLP, dict]:
     """The model (in eval mode) and metadata of a checkpoint written by ``train_task``, with a clear error otherwise."""
-    return run_dir.load_model(path, device, kinds=[TASK_KIND])
+    return run_dir.load_model(path, parse_device(device), kinds=[TASK_KIND])
 
 
 def evaluate_checkpoint(path: str | Path, device: str | None = None) -> dict:
@@ -197,7 +212,7 @@ def evaluate_checkpoint(path: str | Path, device: str | None = None) -> dict:
     task, loss = get_task(meta["task"]), meta["loss"]
     x, y = task.splits(meta["seed"])["test"]
     normalizer = Normalizer(**meta["normalizer"])
-    dataset = make_dataset(loss, normalizer(x), y, tl.device(device))
+    dataset = make_dataset(loss, normalizer(x), y, next(model.parameters()).device)
     trainer = Trainer(model, loss_function(loss), optim.SGD(model.parameters(), lr=1e-3),
                       accuracy_fn=accuracy_function(task, loss), batch_size=256, progress=False)
     result = {"task": meta["task"], "n": len(y), **trainer.evaluate(dataset)}
@@ -218,5 +233,5 @@ def predict(path: str | Path, rows: np.ndarray, device: str | None = None) -> tu
     if rows.shape[1] != expected:
         raise UsageError(f"predict: the {meta['task']} model takes {expected} inputs per row, got {rows.shape[1]}")
     with tl.no_grad():
-        outputs = model(tl.tensor(normalizer(rows), device=tl.device(device)))
+        outputs = model(tl.tensor(normalizer(rows), device=next(model.parameters()).device))
     return outputs.numpy(), meta
