@@ -85,3 +85,17 @@ def test_the_log_is_rewritten_from_the_checkpointed_history(tmp_path: Path) -> N
     assert run_dir.read_log(tmp_path / "run") == [{"epoch": 1}]
     with pytest.raises(FileNotFoundError, match="no training log at"):
         run_dir.read_log(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("config", [
+    models.MLPConfig([2, 3, 1]), models.MLPConfig([4, 7, 5, 3]), models.MNISTMLPConfig([5]),
+    models.MNISTCNNConfig([3, 4], 7), models.GPTConfig(8, 10, 2, 2, 4, bias=False), models.GPTConfig(8, 10, 2, 2, 4),
+    models.CharLSTMConfig(10, 4, 5, 1), models.CharLSTMConfig(10, 4, 5, 3),
+])
+def test_a_config_counts_its_state_dict_without_building_it(config: object) -> None:
+    """What load_model compares a checkpoint with, and bounds, before it builds anything."""
+    model_class = {models.MLPConfig: models.MLP, models.MNISTMLPConfig: models.MNISTMLP,
+                   models.MNISTCNNConfig: models.MNISTCNN, models.GPTConfig: models.GPT,
+                   models.CharLSTMConfig: models.CharLSTM}[type(config)]
+    state = model_class(config).state_dict()
+    assert config.state_dict_numel() == sum(value.numel() for value in state.values())

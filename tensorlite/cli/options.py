@@ -71,7 +71,7 @@ def check_choice(option: str, what: str, value: str, choices: Collection[str]) -
 def check_model_size(config: Any, options: str) -> None:
     """The model ``config`` describes fits in a checkpoint (``run_dir.MAX_STATE_NUMEL`` elements)."""
     if config.state_dict_numel() > run_dir.MAX_STATE_NUMEL:
-        raise UsageError(f"{options} make a model of {config.state_dict_numel():,} elements, more than the "
+        raise UsageError(f"{options}: the model would hold {config.state_dict_numel():,} elements, more than the "
                          f"{run_dir.MAX_STATE_NUMEL:,} a checkpoint may hold")
 
 

@@ -294,13 +294,13 @@ def check_model_metadata(path: Path, metadata: dict, kind: str) -> tuple[type[Mo
     run = read_metadata(path, MODEL_KINDS[kind].schema, metadata, "metadata", ignore_unknown=True)
     model_class, config_class = MODEL_KINDS[kind].architecture(run)
     config = read_metadata(path, config_class, run.model_config, "metadata.model_config")
+    if config.state_dict_numel() > MAX_STATE_NUMEL:
+        raise checkpoint_error(path, f"its model_config describes a model of {config.state_dict_numel():,} "
+                                     f"elements, more than the {MAX_STATE_NUMEL:,} allowed")
     try:
         run.check(config)
     except SchemaError as exc:
         raise checkpoint_error(path, str(exc)) from None
-    if config.state_dict_numel() > MAX_STATE_NUMEL:
-        raise checkpoint_error(path, f"its model_config describes a model of {config.state_dict_numel():,} "
-                                     f"elements, more than the {MAX_STATE_NUMEL:,} allowed")
     return model_class, config
 
 
