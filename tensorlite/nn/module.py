@@ -250,7 +250,7 @@ class Module:
             problems += [f"  unexpected key {k} (shape {tuple(getattr(state_dict[k], 'shape', ()))})"
                          for k in unexpected]
         if problems:
-            raise RuntimeError(f"load_state_dict: {type(self).__name__} cannot load this state dict:\n"
+            raise RuntimeError(f"load_state_dict: {type(self).__name__} cannot load this state dict\n"
                                + "\n".join(problems))
         from tensorlite.creation import as_tensor
 
