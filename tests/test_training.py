@@ -320,10 +320,10 @@ def test_evaluate_checkpoint_confusion_matrix_matches_accuracy(tmp_path: Path) -
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
-    ({"lr": 0.0}, "learning rate must be positive"),
-    ({"lr": math.nan}, "learning rate must be positive"),
-    ({"epochs": 0}, "must be positive"),
-    ({"hidden": "3,-1"}, "layer sizes must be positive"),
+    ({"lr": 0.0}, "--lr must be a positive number, got 0.0"),
+    ({"lr": math.nan}, "--lr must be a positive number, got nan"),
+    ({"epochs": 0}, "--epochs must be between 1 and 10,000,000, got 0"),
+    ({"hidden": "3,-1"}, "--hidden must be between 1 and 65,536, got -1"),
     ({"hidden": "three"}, "bad layer spec 'three'"),
     ({"loss": "hinge"}, "unknown loss 'hinge'"),
     ({"resume": True}, "no checkpoint to resume from"),
