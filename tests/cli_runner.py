@@ -16,12 +16,13 @@ def invoke(*args: str | Path) -> Result:
 
 
 def assert_fails(result: Result, *fragments: str, status: int = 2) -> None:
-    """A clean failure: exit ``status`` (2: bad input, 1: a failed run), no traceback, and on stderr one line,
-    ``error: ...``, holding every fragment (the option or file, the rule)."""
+    """A clean failure: exit ``status`` (2: bad input, 1: a failed run), no traceback, and one line ``error: ...``
+    holding every fragment (the option or file, the rule), last on stderr (after the run's progress, if any)."""
     assert result.exit_code == status, result.output
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
     for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+        assert fragment in errors[0], errors[0]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import safetensors.numpy
 from cli_runner import assert_fails, invoke
-from test_run_dir import write_old_gpt_run
+from test_run_dir import old_run
 
 import tensorlite as tl
 from tensorlite import models
@@ -78,8 +78,7 @@ def test_a_plain_safetensors_file_claiming_a_kind(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def gpt_run(tmp_path: Path) -> Path:
-    write_old_gpt_run(tmp_path / "gpt")
-    return tmp_path / "gpt"
+    return old_run("gpt", tmp_path)
 
 
 def rewrite_metadata(path: Path, **fields: Any) -> None:
@@ -95,7 +94,7 @@ def rewrite_metadata(path: Path, **fields: Any) -> None:
     (lambda m: {"tokenizer": None}, ["metadata.tokenizer must be an object, got None"]),
 ])
 def test_sample_refuses_lying_metadata(gpt_run: Path, change: Any, fragments: list[str]) -> None:
-    path = gpt_run / run_dir.CHECKPOINT
+    path = run_dir.resolve_checkpoint(gpt_run)  # the checkpoint sample reads: best.safetensors
     rewrite_metadata(path, **change(tl.load_metadata(path)))
     assert_fails(invoke("sample", gpt_run, "--max-new-tokens", "5"), str(path), *fragments)
 

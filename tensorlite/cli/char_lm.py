@@ -99,8 +99,11 @@ def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Pat
     metadata = {"kind": KIND, "model": model_type, "model_config": asdict(model_config),
                 "tokenizer": tokenizer.to_dict(), "train_config": asdict(train_config),
                 "data": str(data) if data is not None else "tinyshakespeare"}
-    trainer = LMTrainer(model, TextData(tokenizer.encode(text)), train_config, out_dir=run, metadata=metadata,
-                        progress=progress)
+    try:
+        trainer = LMTrainer(model, TextData(tokenizer.encode(text)), train_config, out_dir=run, metadata=metadata,
+                            progress=progress)
+    except ValueError as exc:  # the text is too short for the block (LMTrainer checks its splits)
+        raise UsageError(f"--data / --block-size: {exc}") from None
     trainer.fit(resume=resume, overwrite=overwrite)
     return trainer, tokenizer
 
