@@ -3,8 +3,9 @@ trains, then resumes. After every kill the run directory loads, its checkpoint's
 begins (and all of it after a handled Ctrl-C), and the run resumed to the end is bit for bit an uninterrupted
 one: every tensor of the checkpoints, the training state and the log records except their timing.
 
-In CI one chain of four kills (SIGKILL, SIGINT, SIGKILL, SIGINT) runs per family, a small task and a tiny
-language model. ``TENSORLITE_KILL_TESTS=20`` runs ten chains each: 20 kills of each signal per family.
+Each chain of kills (SIGKILL, SIGINT, SIGKILL, SIGINT) on one run directory ends early once it has trained to
+the end; chains run, per family (a small task and a tiny language model), until 2 kills of each signal landed
+while the process trained (CI), or ``TENSORLITE_KILL_TESTS=20`` of each.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ TIMEOUT = 120  # seconds for one process; a hang fails the test
 FAMILIES = {  # family -> (its command line, the train_state field counting progress, its total)
     "small-task": (["train", "xor", "--epochs", "4000"], "epoch", 4000),
     "language-model": (["train", "shakespeare", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size",
-                        "16", "--batch-size", "8", "--max-iters", "40", "--eval-interval", "10", "--eval-iters",
-                        "5"], "iteration", 40),
+                        "16", "--batch-size", "8", "--max-iters", "400", "--eval-interval", "50", "--eval-iters",
+                        "5"], "iteration", 400),
 }
 
 
@@ -124,13 +125,15 @@ def test_kills_at_random_moments_leave_a_run_that_resumes_bit_for_bit(family: st
     started = time.monotonic()
     first, last = training_window(args, tmp_path / "reference")
     rng = random.Random(0)
-    landed = {signal.SIGKILL: 0, signal.SIGINT: 0}  # kills that came while the process ran
+    landed = {signal.SIGKILL: 0, signal.SIGINT: 0}  # kills that came while the process trained
     chains, saved_at = 0, []  # the checkpoint's progress after each kill
-    while min(landed.values()) < KILLS and chains < 4 * KILLS:
+    while min(landed.values()) < KILLS and chains < 8 * KILLS:
         out = tmp_path / f"chain{chains}"
         for sig in CHAIN:
             resume = (out / CHECKPOINT).exists()
             done = tl.load(out / CHECKPOINT)["train_state"][counter] / total if resume else 0.0
+            if done == 1.0:  # trained to the end: a kill now would not land during training
+                break
             process = start(args, out, resume)
             time.sleep(rng.uniform(0.9 * first, first + (last - first) * (1.0 - done)))
             if process.poll() is None:
@@ -142,6 +145,6 @@ def test_kills_at_random_moments_leave_a_run_that_resumes_bit_for_bit(family: st
         assert final.wait(TIMEOUT) == 0, finish(final)
         assert_same_run(tmp_path / "reference", out, counter)
         chains += 1
-    print(f"{family}: {landed[signal.SIGKILL]} SIGKILL and {landed[signal.SIGINT]} SIGINT while it ran, "
+    print(f"{family}: {landed[signal.SIGKILL]} SIGKILL and {landed[signal.SIGINT]} SIGINT while it trained, "
           f"{chains} chains, {time.monotonic() - started:.0f} s; {counter} saved after each kill: {saved_at}")
     assert min(landed.values()) >= KILLS
