@@ -8,8 +8,9 @@ time step, however long the text so far.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from tensorlite.models.config import ModelConfig, check_dropout
 from tensorlite.models.language_model import LanguageModel
 
 import tensorlite as tl
@@ -21,7 +22,7 @@ State = tuple[Tensor, Tensor]  # the LSTM's (h, c), each (num_layers, B, hidden_
 
 
 @dataclass
-class CharLSTMConfig:
+class CharLSTMConfig(ModelConfig):
     vocab_size: int = 65
     n_embd: int = 128  # the character embedding's size
     hidden_size: int = 256
@@ -33,14 +34,10 @@ class CharLSTMConfig:
         for name in ("vocab_size", "n_embd", "hidden_size", "num_layers", "block_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise ValueError(f"CharLSTMConfig: {name} must be a positive integer, got {getattr(self, name)!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"CharLSTMConfig: dropout must be in [0, 1), got {self.dropout}")
+        check_dropout("CharLSTMConfig", self.dropout)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def state_dict_numel(self) -> int:
-        """Elements in the model's state dict, without building it (checkpoints are checked against it)."""
         h, inputs = self.hidden_size, [self.n_embd] + [self.hidden_size] * (self.num_layers - 1)
         lstm = sum(4 * h * (n_in + h) + 8 * h for n_in in inputs)
         return self.vocab_size * self.n_embd + lstm + (h + 1) * self.vocab_size

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from tensorlite.models.config import ModelConfig, check_dropout
 from tensorlite.models.language_model import LanguageModel
 
 import tensorlite as tl
@@ -24,7 +25,7 @@ from tensorlite.tensor import Tensor
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(ModelConfig):
     block_size: int = 256  # the longest context (number of positions)
     vocab_size: int = 65
     n_layer: int = 6
@@ -39,11 +40,8 @@ class GPTConfig:
                 raise ValueError(f"GPTConfig: {name} must be a positive integer, got {getattr(self, name)!r}")
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout}")
+        check_dropout("GPTConfig", self.dropout)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def state_dict_numel(self) -> int:
         """Elements in the model's state dict (the tied lm_head counted again, as the state dict holds it),

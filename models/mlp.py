@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from tensorlite.models.config import ModelConfig, check_dropout
 
 from tensorlite import nn
 
@@ -10,7 +12,7 @@ ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": 
 
 
 @dataclass
-class MLPConfig:
+class MLPConfig(ModelConfig):
     """Layer sizes from input to output; the activation between layers (and optionally after the last)."""
 
     sizes: list[int] = field(default_factory=lambda: [2, 3, 1])
@@ -24,14 +26,10 @@ class MLPConfig:
         for name in (self.activation, self.output_activation):
             if name is not None and name not in ACTIVATIONS:
                 raise ValueError(f"MLP: unknown activation {name!r}: expected one of {', '.join(ACTIVATIONS)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"MLP: dropout must be in [0, 1), got {self.dropout}")
+        check_dropout("MLP", self.dropout)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def state_dict_numel(self) -> int:
-        """Elements in the model's state dict, without building it (checkpoints are checked against it)."""
         return linear_numel(self.sizes)
 
 

@@ -6,16 +6,12 @@ layers in a ``torch.nn.Sequential``; the outputs are (N, 10) logits.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+from tensorlite.models.config import ModelConfig, check_dropout
 from tensorlite.models.mlp import linear_numel
 
 from tensorlite import nn
-
-
-def _check_dropout(model: str, p: float) -> None:
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"{model}: dropout must be in [0, 1), got {p}")
 
 
 def _dropout(p: float) -> list[nn.Module]:
@@ -24,7 +20,7 @@ def _dropout(p: float) -> list[nn.Module]:
 
 
 @dataclass
-class MNISTMLPConfig:
+class MNISTMLPConfig(ModelConfig):
     """Hidden layer sizes between the 784 pixels and the 10 classes; dropout after each hidden ReLU."""
 
     hidden: list[int] = field(default_factory=lambda: [128, 64])
@@ -33,13 +29,10 @@ class MNISTMLPConfig:
     def __post_init__(self) -> None:
         if not self.hidden or any(not isinstance(n, int) or n <= 0 for n in self.hidden):
             raise ValueError(f"MNISTMLP: hidden sizes must be one or more positive integers, got {self.hidden}")
-        _check_dropout("MNISTMLP", self.dropout)
+        check_dropout("MNISTMLP", self.dropout)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def state_dict_numel(self) -> int:
-        """Elements in the model's state dict, without building it (checkpoints are checked against it)."""
         return linear_numel([28 * 28, *self.hidden, 10])
 
 
@@ -57,7 +50,7 @@ class MNISTMLP(nn.Sequential):
 
 
 @dataclass
-class MNISTCNNConfig:
+class MNISTCNNConfig(ModelConfig):
     """Channels of the two 3x3 convolutions, the hidden Linear size, dropout before each Linear."""
 
     channels: list[int] = field(default_factory=lambda: [32, 64])
@@ -69,13 +62,10 @@ class MNISTCNNConfig:
             raise ValueError(f"MNISTCNN: channels must be two positive integers, got {self.channels}")
         if not isinstance(self.hidden, int) or self.hidden <= 0:
             raise ValueError(f"MNISTCNN: hidden must be a positive integer, got {self.hidden}")
-        _check_dropout("MNISTCNN", self.dropout)
+        check_dropout("MNISTCNN", self.dropout)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def state_dict_numel(self) -> int:
-        """Elements in the model's state dict, without building it (checkpoints are checked against it)."""
         c1, c2 = self.channels
         return 9 * c1 + c1 + 9 * c1 * c2 + c2 + linear_numel([c2 * 5 * 5, self.hidden, 10])
 

@@ -129,8 +129,18 @@ def _train_and_report(train: Callable[[], tuple[Any, dict]]) -> None:
     _print_result(result)
 
 
+# Options every train command has, written once.
+_DEVICE = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)")
+_RESUME = typer.Option(False, help="continue from the checkpoint in --out")
 _OVERWRITE = typer.Option(False, help="train in --out even if it holds another kind of run, removing that run's "
                                       "checkpoints and log first")
+_PROGRESS = typer.Option(True, help="show a progress bar")
+
+
+def _out_option(default: str) -> Any:
+    return typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{default})")
+
+
 train_app = typer.Typer(help="Train a model; `tensorlite train MODEL --help` lists its options.",
                         no_args_is_help=True)
 app.add_typer(train_app, name="train")
@@ -158,12 +168,12 @@ def _small_task_command(name: str):
         epochs: int = typer.Option(None, help="epochs to train (counting those done before --resume)"),
         batch_size: int = typer.Option(None, help="examples per step"),
         seed: int = typer.Option(0, help="seed for weights, data splits and shuffling"),
-        device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)"),
-        out: str = typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{name})"),
-        resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
+        device: str = _DEVICE,
+        out: str = _out_option(name),
+        resume: bool = _RESUME,
         overwrite: bool = _OVERWRITE,
         patience: int = typer.Option(None, help="stop after this many epochs without val-loss improvement"),
-        progress: bool = typer.Option(True, help="show a progress bar"),
+        progress: bool = _PROGRESS,
     ) -> None:
         from tensorlite.cli import small_tasks
 
@@ -204,11 +214,11 @@ def _mnist_command(kind: str):
         download: bool = typer.Option(True, help="download missing MNIST files (checksummed) into --data-dir or "
                                                  "the cache"),
         seed: int = typer.Option(0, help="seed for weights, shuffling and dropout"),
-        device: str = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)"),
-        out: str = typer.Option(None, help=f"run directory for the checkpoint and log (default: runs/{kind})"),
-        resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
+        device: str = _DEVICE,
+        out: str = _out_option(kind),
+        resume: bool = _RESUME,
         overwrite: bool = _OVERWRITE,
-        progress: bool = typer.Option(True, help="show a progress bar"),
+        progress: bool = _PROGRESS,
     ) -> None:
         from tensorlite.cli import mnist
 
@@ -227,7 +237,6 @@ for _name in MNIST_MODELS:
 
 # -- character language models: train shakespeare, train char-lstm, sample --------------------------------
 # Options by parameter name: (type, typer.Option). Unset (None), they take the preset's (or the LSTM's) value.
-_DEVICE = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: $TENSORLITE_DEVICE or auto)")
 CHAR_LM_OPTIONS = {
     "block_size": (int, typer.Option(None, help="characters of context per training window")),
     "batch_size": (int, typer.Option(None, help="windows per step")),
@@ -242,9 +251,9 @@ CHAR_LM_OPTIONS = {
     "data": (Path, typer.Option(None, help="train on this UTF-8 text file instead of Tiny Shakespeare")),
     "seed": (int, typer.Option(1337, help="seed for weights, batches and dropout")),
     "device": (str, _DEVICE),
-    "resume": (bool, typer.Option(False, help="continue from the latest checkpoint in --out")),
+    "resume": (bool, _RESUME),
     "overwrite": (bool, _OVERWRITE),
-    "progress": (bool, typer.Option(True, help="show a progress bar")),
+    "progress": (bool, _PROGRESS),
 }
 GPT_OPTIONS = {
     "preset": (str, typer.Option("cpu", help="cpu: nanoGPT's CPU run (4 layers, 128 wide, 2000 iterations); gpu: "
@@ -253,13 +262,13 @@ GPT_OPTIONS = {
     "n_layer": (int, typer.Option(None, help="transformer blocks")),
     "n_head": (int, typer.Option(None, help="attention heads (must divide --n-embd)")),
     "n_embd": (int, typer.Option(None, help="embedding width")),
-    "out": (str, typer.Option(None, help="run directory for checkpoints and log (default: runs/shakespeare)")),
+    "out": (str, _out_option("shakespeare")),
 }
 LSTM_OPTIONS = {
     "n_embd": (int, typer.Option(None, help="character embedding width (default: 64)")),
     "hidden_size": (int, typer.Option(None, help="LSTM hidden units per layer (default: 256)")),
     "num_layers": (int, typer.Option(None, help="stacked LSTM layers (default: 2)")),
-    "out": (str, typer.Option(None, help="run directory for checkpoints and log (default: runs/char-lstm)")),
+    "out": (str, _out_option("char-lstm")),
 }
 
 

@@ -10,18 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import tensorlite as tl
-from tensorlite.cli.options import (
-    RANGES,
-    UsageError,
-    check_choice,
-    check_model_size,
-    check_out_dir,
-    check_positive,
-    check_range,
-    make_out_dir,
-    out_dir,
-    parse_device,
-)
+from tensorlite.cli import options
+from tensorlite.cli.options import UsageError
 from tensorlite.cli.presets import GPT_PRESETS, LSTM_DEFAULTS
 from tensorlite.datasets.text import CharTokenizer, TextData, load_shakespeare
 from tensorlite.nn import Module
@@ -34,34 +24,34 @@ MODEL_SIZE_OPTIONS = {"gpt": "--n-layer, --n-embd and --block-size", "lstm": "--
 
 
 # -- from options to a run -------------------------------------------------------------------------------
-def resolve_settings(model_type: str, preset: str | None, options: dict[str, Any]) -> dict[str, Any]:
-    """Preset (or the model's defaults) overridden by the options that are not None, checked."""
-    check_choice("model_type", "language model type", model_type, LANGUAGE_MODELS)
+def resolve_settings(model_type: str, preset: str | None, chosen: dict[str, Any]) -> dict[str, Any]:
+    """Preset (or the model's defaults) overridden by the ``chosen`` options that are not None, checked."""
+    options.check_choice("model_type", "language model type", model_type, LANGUAGE_MODELS)
     if model_type == "gpt":
         preset = preset or "cpu"
-        check_choice("--preset", "preset", preset, GPT_PRESETS)
+        options.check_choice("--preset", "preset", preset, GPT_PRESETS)
         settings = dict(GPT_PRESETS[preset])
     else:
         settings = dict(LSTM_DEFAULTS)
-    settings.update({key: value for key, value in options.items() if value is not None})
-    if options.get("warmup_iters") is None:  # a shortened run warms up for at most a tenth of it
+    settings.update({key: value for key, value in chosen.items() if value is not None})
+    if chosen.get("warmup_iters") is None:  # a shortened run warms up for at most a tenth of it
         settings["warmup_iters"] = min(LMTrainConfig.warmup_iters, settings["max_iters"] // 10)
-    if options.get("min_lr") is None:  # the decay ends at a tenth of the peak rate, as nanoGPT advises
+    if chosen.get("min_lr") is None:  # the decay ends at a tenth of the peak rate, as nanoGPT advises
         settings["min_lr"] = settings.get("learning_rate", LMTrainConfig.learning_rate) / 10
     _check_settings(model_type, settings)
     return settings
 
 
 def _check_settings(model_type: str, settings: dict[str, Any]) -> None:
-    for key in RANGES.keys() & settings.keys():
-        check_range(key, settings[key])
+    for key in options.RANGES.keys() & settings.keys():
+        options.check_range(key, settings[key])
     if model_type == "gpt" and settings["n_embd"] % settings["n_head"]:
         raise UsageError(f"--n-embd ({settings['n_embd']}) must be divisible by --n-head ({settings['n_head']}): "
                          "each attention head gets n_embd / n_head channels")
     if not 0.0 <= settings.get("dropout", 0.0) < 1.0:
         raise UsageError(f"--dropout must be in [0, 1), got {settings['dropout']}")
     lr = settings.get("learning_rate", LMTrainConfig.learning_rate)
-    check_positive("--lr", lr)
+    options.check_positive("--lr", lr)
     if not 0 <= settings["min_lr"] <= lr:
         raise UsageError(f"--min-lr must be between 0 and --lr ({lr}), got {settings['min_lr']}")
     warmup, max_iters = settings["warmup_iters"], settings["max_iters"]
@@ -71,16 +61,16 @@ def _check_settings(model_type: str, settings: dict[str, Any]) -> None:
 
 def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Path | None = None,
                   device: str | None = None, out: str | Path | None = None, resume: bool = False,
-                  overwrite: bool = False, progress: bool = True, **options: Any) -> tuple[LMTrainer, CharTokenizer]:
+                  overwrite: bool = False, progress: bool = True, **chosen: Any) -> tuple[LMTrainer, CharTokenizer]:
     """Train a ``"gpt"`` or ``"lstm"`` character model on ``data`` (default Tiny Shakespeare) in ``out``
     (``overwrite``: even if it holds another kind of run) from options named as on the command line
     (``n_layer``, ``learning_rate``, ...; None: the preset's); returns the trainer and the tokenizer."""
-    settings = resolve_settings(model_type, preset, options)
-    target = parse_device(device)
-    run = out_dir(out, Path("runs") / ("shakespeare" if model_type == "gpt" else "char-lstm"))
+    settings = resolve_settings(model_type, preset, chosen)
+    target = options.parse_device(device)
+    run = options.out_dir(out, Path("runs") / ("shakespeare" if model_type == "gpt" else "char-lstm"))
     text = load_shakespeare(data)
     model_cls, config_cls = LANGUAGE_MODELS[model_type]
-    saved = check_out_dir(run, KIND, resume, overwrite)
+    saved = options.check_out_dir(run, KIND, resume, overwrite)
     if saved is not None:
         if saved["model"] != model_type:
             raise UsageError(f"--resume: {run / CHECKPOINT} holds a {saved['model']} model, not a {model_type}")
@@ -90,8 +80,8 @@ def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Pat
         model_fields = {f.name for f in dataclasses.fields(config_cls)}
         model_config = config_cls(**{k: v for k, v in settings.items() if k in model_fields},
                                    vocab_size=tokenizer.vocab_size)
-        check_model_size(model_config, MODEL_SIZE_OPTIONS[model_type])
-    make_out_dir(run)
+        options.check_model_size(model_config, MODEL_SIZE_OPTIONS[model_type])
+    options.make_out_dir(run)
     train_fields = {f.name for f in dataclasses.fields(LMTrainConfig)}
     train_config = LMTrainConfig(**{k: v for k, v in settings.items() if k in train_fields})
     tl.manual_seed(train_config.seed)
@@ -111,7 +101,7 @@ def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Pat
 # -- loading and sampling ---------------------------------------------------------------------------------
 def load_char_lm(path: str | Path, device: str | None = None) -> tuple[Module, CharTokenizer, dict]:
     """The model (in eval mode), tokenizer and metadata of a ``char-lm`` checkpoint or run directory (its best)."""
-    model, metadata = run_dir.load_model(path, parse_device(device), kinds=[KIND])
+    model, metadata = run_dir.load_model(path, options.parse_device(device), kinds=[KIND])
     return model, CharTokenizer.from_dict(metadata["tokenizer"]), metadata
 
 
@@ -128,10 +118,10 @@ def sample_chars(model: Module, tokenizer: CharTokenizer, prompt: str, max_new_t
     """
     if not prompt:
         raise UsageError("sample: the prompt is empty; give at least one character")
-    check_range("max_new_tokens", max_new_tokens)
-    check_positive("--temperature", temperature)
+    options.check_range("max_new_tokens", max_new_tokens)
+    options.check_positive("--temperature", temperature)
     if top_k is not None:
-        check_range("top_k", top_k)
+        options.check_range("top_k", top_k)
     try:
         ids = tokenizer.encode(prompt)
     except ValueError as exc:

@@ -16,16 +16,8 @@ import numpy as np
 
 import tensorlite as tl
 from tensorlite import nn, optim
-from tensorlite.cli.options import (
-    UsageError,
-    check_choice,
-    check_out_dir,
-    check_positive,
-    check_range,
-    make_out_dir,
-    out_dir,
-    parse_device,
-)
+from tensorlite.cli import options
+from tensorlite.cli.options import UsageError
 from tensorlite.cli.presets import MNIST_RECIPES, Recipe
 from tensorlite.datasets.mnist import MNIST, NORMALIZE, SIZE
 from tensorlite.datasets.transforms import Normalize
@@ -44,9 +36,9 @@ def _recipe(kind: str, out_dir: Path, saved: dict | None, **chosen: Any) -> Reci
     if saved is not None and updated != recipe:
         raise UsageError(f"--resume: the run in {out_dir} trains with --epochs {recipe.epochs} --batch-size "
                          f"{recipe.batch_size} --lr {recipe.lr}; its one-cycle schedule cannot change midway")
-    check_range("epochs", updated.epochs)
-    check_range("batch_size", updated.batch_size)
-    check_positive("--lr", updated.lr)
+    options.check_range("epochs", updated.epochs)
+    options.check_range("batch_size", updated.batch_size)
+    options.check_positive("--lr", updated.lr)
     return updated
 
 
@@ -57,15 +49,15 @@ def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None 
     """Train ``kind`` ("mnist-mlp" or "mnist-cnn") with its recipe (``MNIST_RECIPES``, overridden by the
     arguments given) in ``out`` (``overwrite``: even if it holds another kind of run); returns the trainer
     and the test metrics of ``evaluate``."""
-    check_choice("kind", "MNIST model", kind, MNIST_MODELS)
-    check_range("seed", seed)
-    target = parse_device(device)
-    run = out_dir(out, Path("runs") / kind)
-    saved = check_out_dir(run, kind, resume, overwrite)
+    options.check_choice("kind", "MNIST model", kind, MNIST_MODELS)
+    options.check_range("seed", seed)
+    target = options.parse_device(device)
+    run = options.out_dir(out, Path("runs") / kind)
+    saved = options.check_out_dir(run, kind, resume, overwrite)
     recipe = _recipe(kind, run, saved, epochs=epochs, batch_size=batch_size, lr=lr)
     train_set = MNIST(data_dir, train=True, download=download)
     test_set = MNIST(data_dir, train=False, download=download)
-    make_out_dir(run)
+    options.make_out_dir(run)
 
     tl.manual_seed(seed)
     model_class, config_class = MNIST_MODELS[kind]
@@ -102,7 +94,7 @@ def evaluate(model: nn.Module, dataset: TensorDataset, name: str, batch_size: in
 
 def load_checkpoint(path: str | Path, device: str | None = None) -> tuple[nn.Module, dict]:
     """The model (in eval mode, on ``device``) and metadata of a checkpoint written by ``train_mnist``."""
-    return run_dir.load_model(path, parse_device(device), kinds=MNIST_MODELS)
+    return run_dir.load_model(path, options.parse_device(device), kinds=MNIST_MODELS)
 
 
 def evaluate_checkpoint(path: str | Path, device: str | None = None, data_dir: str | Path | None = None,

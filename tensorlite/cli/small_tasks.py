@@ -20,19 +20,8 @@ import numpy as np
 
 import tensorlite as tl
 from tensorlite import datasets, nn, optim
-from tensorlite.cli.options import (
-    UsageError,
-    check_choice,
-    check_model_size,
-    check_out_dir,
-    check_positive,
-    check_range,
-    check_same_model,
-    make_out_dir,
-    out_dir,
-    parse_device,
-    parse_hidden,
-)
+from tensorlite.cli import options
+from tensorlite.cli.options import UsageError
 from tensorlite.datasets import Normalizer
 from tensorlite.models import MLP, MLPConfig
 from tensorlite.models.mlp import ACTIVATIONS
@@ -161,27 +150,27 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
     loss = loss or task.loss
     task.check_loss(loss)
     optimizer = optimizer or task.optimizer
-    check_choice("--optimizer", "optimizer", optimizer, OPTIMIZERS)
+    options.check_choice("--optimizer", "optimizer", optimizer, OPTIMIZERS)
     lr = task.lr if lr is None else lr
-    check_positive("--lr", lr)
+    options.check_positive("--lr", lr)
     epochs = task.epochs if epochs is None else epochs
     batch_size = task.batch_size if batch_size is None else batch_size
-    check_range("epochs", epochs)
-    check_range("batch_size", batch_size)
-    check_range("seed", seed)
+    options.check_range("epochs", epochs)
+    options.check_range("batch_size", batch_size)
+    options.check_range("seed", seed)
     if patience is not None:
-        check_range("patience", patience)
+        options.check_range("patience", patience)
     activation = activation or task.activation
-    check_choice("--activation", "activation", activation, ACTIVATIONS)
-    sizes = parse_hidden(hidden) if hidden is not None else task.hidden
+    options.check_choice("--activation", "activation", activation, ACTIVATIONS)
+    sizes = options.parse_hidden(hidden) if hidden is not None else task.hidden
     config = task.model_config(sizes, activation, loss)
-    check_model_size(config, "--hidden")
-    target = parse_device(device)
-    run = out_dir(out, Path("runs") / name)
-    saved = check_out_dir(run, TASK_KIND, resume, overwrite)
+    options.check_model_size(config, "--hidden")
+    target = options.parse_device(device)
+    run = options.out_dir(out, Path("runs") / name)
+    saved = options.check_out_dir(run, TASK_KIND, resume, overwrite)
     if saved is not None:
-        check_same_model(saved, config, run)
-    make_out_dir(run)
+        options.check_same_model(saved, config, run)
+    options.make_out_dir(run)
 
     tl.manual_seed(seed)
     model = MLP(config).to(target)
@@ -203,7 +192,7 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
 
 def load_task_checkpoint(path: str | Path, device: str | None = None) -> tuple[MLP, dict]:
     """The model (in eval mode) and metadata of a checkpoint written by ``train_task``, with a clear error otherwise."""
-    return run_dir.load_model(path, parse_device(device), kinds=[TASK_KIND])
+    return run_dir.load_model(path, options.parse_device(device), kinds=[TASK_KIND])
 
 
 def evaluate_checkpoint(path: str | Path, device: str | None = None) -> dict:
