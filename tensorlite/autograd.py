@@ -132,11 +132,15 @@ class set_detect_anomaly:
         _set_anomaly(*self._previous)
 
 
+_CORE = ("tensorlite", "tensorlite.autograd", "tensorlite.tensor", "tensorlite.ops", "tensorlite.nn")
+
+
 def _user_frames(frame: FrameType | None) -> Iterator[tuple[FrameType, int]]:
-    """``frame`` and its callers, outward, skipping tensorlite's own: the user's code that called an op."""
+    """``frame`` and its callers, outward, skipping the core's (ops, tensors, layers): the code that called an
+    op, a model's forward among them (``tensorlite.models`` is such code too)."""
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if module != "tensorlite" and not module.startswith("tensorlite."):
+        if not any(module == core or module.startswith(core + ".") for core in _CORE):
             yield frame, frame.f_lineno
         frame = frame.f_back
 

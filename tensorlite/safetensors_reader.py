@@ -60,8 +60,9 @@ def parse_json(path: PathLike, what: str, text: str | bytes) -> Any:
     """``text`` as JSON with no object holding a key twice; too deep a nesting is refused, not a crash."""
     def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result = dict(pairs)
-        if len(result) != len(pairs):
-            duplicate = next(key for i, (key, _) in enumerate(pairs) if key in dict(pairs[:i]))
+        if len(result) != len(pairs):  # find the first repeated key in one pass
+            seen: set[str] = set()
+            duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
             raise ValueError(f"the key {short(duplicate)} appears twice in one object")
         return result
 

@@ -171,6 +171,17 @@ def test_data_checksum_is_checked_by_load(tmp_path: Path) -> None:
     assert tl.load_metadata(path)["model"] == "m"  # the header alone is intact
 
 
+@pytest.mark.parametrize("reader", READERS)
+def test_a_wide_object_with_a_repeated_key_is_found_in_one_pass(tmp_path: Path, reader: Any) -> None:
+    """60,000 distinct metadata keys, then one repeated: found in one pass (a search that rebuilt the keys
+    seen so far for each key would take billions of steps: a hang)."""
+    keys = ", ".join(f'"k{i}": "v"' for i in range(60_000))
+    path = tmp_path / "wide.safetensors"
+    path.write_bytes(raw(('{"__metadata__": {' + keys + ', "k7": "again"}}').encode()))
+    with pytest.raises(tl.CheckpointError, match="'k7' appears twice"):
+        reader(path)
+
+
 def test_header_length_over_the_limit_is_refused_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "huge.safetensors"
     with open(path, "wb") as f:

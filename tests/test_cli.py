@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import assert_fails, invoke
+from test_run_dir import old_run
 from typer.testing import Result
 
 import tensorlite as tl
@@ -109,6 +110,21 @@ def test_plot_boundary_refuses_a_four_input_model(iris_run: Path) -> None:
 
 def test_plot_loss_without_a_log(tmp_path: Path) -> None:
     assert_fails(invoke("plot", "loss", tmp_path), "no training log")
+
+
+def test_plot_loss_of_a_language_model_run_and_of_a_log_cut_short(tmp_path: Path) -> None:
+    """A language model logs per evaluation ("iter"); a last line cut short by kill -9 is left out, and a
+    broken line before it is a one-line error naming the line."""
+    pytest.importorskip("matplotlib")
+    run = old_run("gpt", tmp_path)
+    log = run / "log.jsonl"
+    complete = log.read_text()
+    log.write_text(complete + '{"iter": 30, "train_lo')
+    result = invoke("plot", "loss", run, "--out", tmp_path / "lm.png")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "lm.png").read_bytes().startswith(PNG_MAGIC)
+    log.write_text('{"iter": 1, "train_lo\n' + complete)
+    assert_fails(invoke("plot", "loss", run), str(log), "line 1 is not a JSON object")
 
 
 def test_plot_without_matplotlib_says_how_to_install_it(xor_run: tuple[Path, Result],

@@ -51,9 +51,10 @@ def config(**fields: Any) -> dict[str, Any]:
     (changed(normalizer={"method": "none", "shift": [0.0], "scale": [1.0]}), {}, ["normalizer.shift has 1 values"]),
     (changed(loss="hinge"), {}, ["loss must be 'mse', 'bce' or 'ce', got 'hinge'"]),
     (changed(seed="0"), {}, ["metadata.seed must be int, got '0'"]),
+    (changed(classes=["a"]), {}, ["metadata.classes names 1 classes for 1 output(s)"]),
     (changed(model_config=config(sizes=[2, 4, 1])), {}, ["model state holds 13 elements", "describes 17"]),
-    (XOR_METADATA, {"0.weight": tl.zeros(2, 3)}, ["'0.weight' of shape (2, 3)", "model_config makes it (3, 2)"]),
-    (XOR_METADATA, {"0.bias": None, "extra": tl.zeros(3)}, ["has the key 'extra', which the model does not"]),
+    (XOR_METADATA, {"0.weight": tl.zeros(2, 3)}, ["0.weight: checkpoint has shape (2, 3), the model has (3, 2)"]),
+    (XOR_METADATA, {"0.bias": None, "extra": tl.zeros(3)}, ["unexpected key extra (shape (3,))"]),
 ])
 def test_eval_refuses_lying_metadata(tmp_path: Path, metadata: dict, state: dict, fragments: list[str]) -> None:
     path = write_xor(tmp_path / "xor.safetensors", metadata, **state)
@@ -87,6 +88,8 @@ def rewrite_metadata(path: Path, **fields: Any) -> None:
 
 
 @pytest.mark.parametrize("change, fragments", [
+    (lambda m: {"tokenizer": {"chars": "a" + m["tokenizer"]["chars"][1:-1] + "a"}},
+     ["metadata.tokenizer", "each character once"]),
     (lambda m: {"tokenizer": {"chars": m["tokenizer"]["chars"][:5]}}, ["tokenizer holds 5 characters",
                                                                        "vocab_size is"]),
     (lambda m: {"model_config": {**m["model_config"], "vocab_size": 10**12}}, ["2,147,483,648 allowed"]),
@@ -199,6 +202,17 @@ def test_a_failed_run_exits_1_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert_fails(invoke("train", "xor", "--out", tmp_path / "run"), str(error).strip("'"), status=1)
 
 
+def test_ctrl_c_outside_a_training_loop_exits_130(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tensorlite.cli import small_tasks
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(small_tasks, "train_task", interrupted)
+    result = invoke("train", "xor", "--out", tmp_path / "run")
+    assert result.exit_code == 130 and "Traceback" not in result.output, result.output
+
+
 def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from tensorlite.cli import small_tasks
 
@@ -211,3 +225,34 @@ def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         result = invoke(*args, "train", "xor", "--out", tmp_path / "run")
         assert result.exit_code == 1
         assert "Traceback" in result.stderr and "RuntimeError: non-finite loss at iteration 3" in result.stderr
+
+
+# -- --resume continues the run as it was ------------------------------------------------------------------
+def test_resume_refuses_options_that_contradict_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "xor"
+    assert invoke("train", "xor", "--epochs", "3", "--out", out, "--no-progress").exit_code == 0
+    for args, fragments in [(["--optimizer", "adam"], ["optimizer 'sgd', not 'adam'"]),
+                            (["--lr", "0.5"], ["lr 2.0, not 0.5"]),
+                            (["--seed", "3"], ["seed 0, not 3"])]:
+        assert_fails(invoke("train", "xor", "--epochs", "5", "--out", out, "--resume", "--no-progress", *args),
+                     "--resume", str(out), *fragments)
+    assert_fails(invoke("train", "and", "--epochs", "5", "--out", out, "--resume", "--no-progress"),
+                 "task 'xor', not 'and'")
+    result = invoke("train", "xor", "--epochs", "5", "--out", out, "--resume", "--no-progress")
+    assert result.exit_code == 0, result.output  # options left out take the run's
+
+
+def test_resume_refuses_a_training_state_that_does_not_fit(tmp_path: Path) -> None:
+    out = tmp_path / "xor"
+    assert invoke("train", "xor", "--epochs", "3", "--out", out, "--no-progress").exit_code == 0
+    path = out / run_dir.CHECKPOINT
+    state, metadata = tl.load(path), tl.load_metadata(path)
+    del state["train_state"]["epoch"]
+    tl.save(state, path, metadata={k: v for k, v in metadata.items() if k != "tensorlite_version"})
+    assert_fails(invoke("train", "xor", "--epochs", "5", "--out", out, "--resume", "--no-progress"),
+                 str(path), "training state does not fit this run", "KeyError")
+
+
+def test_resume_of_a_language_model_refuses_another_shape(gpt_run: Path) -> None:
+    assert_fails(invoke("train", "shakespeare", "--n-layer", "3", "--max-iters", "5", "--out", gpt_run, "--resume",
+                        "--no-progress"), "--resume", "n_layer")

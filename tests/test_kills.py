@@ -10,7 +10,6 @@ while the process trained (CI), or ``TENSORLITE_KILL_TESTS=20`` of each.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -57,15 +56,8 @@ def finish(process: subprocess.Popen) -> str:
 
 
 def log_lines(out: Path) -> list[dict]:
-    """The log's records; a last line cut short by SIGKILL is left out."""
-    lines = (out / LOG).read_text().splitlines() if (out / LOG).exists() else []
-    records = []
-    for number, line in enumerate(lines, 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            assert number == len(lines), f"line {number} of {out / LOG} is not JSON: {line!r}"
-    return records
+    """The log's records (``read_log`` leaves out a last line cut short by SIGKILL)."""
+    return run_dir.read_log(out) if (out / LOG).exists() else []
 
 
 def without_timing(records: list[dict]) -> list[dict]:

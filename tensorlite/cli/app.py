@@ -33,7 +33,7 @@ class TensorliteApp(TyperGroup):
         settings = {"debug": False}  # set by the --debug option (``main`` below)
         try:
             status = super().main(args, prog_name, complete_var, standalone_mode=False, obj=settings, **extra)
-        except Exception as error:
+        except (Exception, KeyboardInterrupt) as error:
             status = errors.report(error, settings["debug"])
         sys.exit(status or 0)
 

@@ -53,7 +53,7 @@ def _check_settings(model_type: str, settings: dict[str, Any]) -> None:
     lr = settings.get("learning_rate", LMTrainConfig.learning_rate)
     options.check_positive("--lr", lr)
     if not 0 <= settings["min_lr"] <= lr:
-        raise UsageError(f"--min-lr must be between 0 and --lr ({lr}), got {settings['min_lr']}")
+        raise UsageError(f"min_lr must be between 0 and --lr ({lr}), got {settings['min_lr']}")
     warmup, max_iters = settings["warmup_iters"], settings["max_iters"]
     if warmup >= max_iters:
         raise UsageError(f"--warmup-iters ({warmup}) must be less than --max-iters ({max_iters})")
@@ -74,6 +74,7 @@ def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Pat
     if saved is not None:
         if saved["model"] != model_type:
             raise UsageError(f"--resume: {run / CHECKPOINT} holds a {saved['model']} model, not a {model_type}")
+        options.check_resumed(saved["model_config"], chosen, run)
         tokenizer, model_config = CharTokenizer.from_dict(saved["tokenizer"]), config_cls(**saved["model_config"])
     else:
         tokenizer = CharTokenizer.from_text(text)

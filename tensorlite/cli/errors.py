@@ -22,6 +22,7 @@ from tensorlite.utils.files import DataFileError  # MNISTError is one
 
 BAD_INPUT = 2
 FAILED_RUN = 1
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 # errors of a path the user named (the command line's paths are the only ones a command opens)
 PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
@@ -37,6 +38,9 @@ def report(error: BaseException, debug: bool) -> int:
     """Print ``error`` on stderr as one line (its traceback with ``debug``); return ``exit_status(error)``."""
     if type(error).__name__ == "NoArgsIsHelpError":  # a command run without arguments: typer printed its help
         return error.exit_code  # type: ignore[attr-defined]
+    if isinstance(error, KeyboardInterrupt) or type(error).__name__ == "Abort":  # Ctrl-C (click calls it Abort)
+        typer.secho("interrupted", fg=typer.colors.RED, err=True)
+        return INTERRUPTED
     if debug:
         traceback.print_exception(type(error), error, error.__traceback__)
     else:

@@ -19,7 +19,7 @@ from tensorlite import nn, optim
 from tensorlite.cli import options
 from tensorlite.cli.options import UsageError
 from tensorlite.cli.presets import MNIST_RECIPES, Recipe
-from tensorlite.datasets.mnist import MNIST, NORMALIZE, SIZE
+from tensorlite.datasets.mnist import MNIST, NORMALIZE, SIZE, MNISTError
 from tensorlite.datasets.transforms import Normalize
 from tensorlite.training import Trainer, argmax_accuracy, confusion_matrix, run_dir
 from tensorlite.training.run_dir import MNIST_MODELS
@@ -55,8 +55,11 @@ def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None 
     run = options.out_dir(out, Path("runs") / kind)
     saved = options.check_out_dir(run, kind, resume, overwrite)
     recipe = _recipe(kind, run, saved, epochs=epochs, batch_size=batch_size, lr=lr)
-    train_set = MNIST(data_dir, train=True, download=download)
-    test_set = MNIST(data_dir, train=False, download=download)
+    try:
+        train_set = MNIST(data_dir, train=True, download=download)
+        test_set = MNIST(data_dir, train=False, download=download)
+    except MNISTError as exc:  # the library says download=True; the command line says --download
+        raise MNISTError(str(exc).replace("download=True", "--download")) from None
     options.make_out_dir(run)
 
     tl.manual_seed(seed)

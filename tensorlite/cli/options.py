@@ -123,6 +123,15 @@ def check_same_model(saved: dict, config: Any, out: Path) -> None:
                              f"not {wanted[field]} as these options make it")
 
 
+def check_resumed(saved: dict[str, Any], chosen: dict[str, Any], out: Path) -> None:
+    """``--resume`` continues the run in ``out`` as it was recorded (``saved``, its metadata or model config):
+    every option given (not None) that the run recorded must have the recorded value."""
+    for field, value in chosen.items():
+        if value is not None and field in saved and saved[field] != value:
+            raise UsageError(f"--resume: the run in {out} was trained with {field} {saved[field]!r}, not {value!r} "
+                             "as these options ask; leave the option out, or train a new run")
+
+
 def check_out_dir(out_dir: Path, kind: str, resume: bool, overwrite: bool) -> dict[str, Any] | None:
     """With ``--resume``, the metadata of the checkpoint to continue from; otherwise None, once ``--out`` is
     known to hold no run of another kind (or ``--overwrite`` replaces it)."""

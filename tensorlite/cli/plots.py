@@ -30,20 +30,22 @@ def _pyplot() -> Any:
 
 
 def plot_loss(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Loss (and accuracy, if logged) per epoch from the run directory's log."""
+    """Loss (and accuracy, if logged) per epoch (or per evaluation, for a language model) from the run
+    directory's log."""
     records = read_log(run_dir)
     if not records:
         raise PlotError(f"the training log in {run_dir} is empty")
     plt = _pyplot()
     has_accuracy = "train_accuracy" in records[0]
     fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(11 if has_accuracy else 6, 4), squeeze=False)
-    epochs = [r["epoch"] for r in records]
+    step = "epoch" if "epoch" in records[0] else "iter"  # the language models log per evaluation
+    steps = [r.get(step) for r in records]
     for ax, metric in zip(axes[0], ["loss", "accuracy"]):
         for split in ("train", "val"):
             key = f"{split}_{metric}"
             if key in records[0]:
-                ax.plot(epochs, [r[key] for r in records], label=split)
-        ax.set_xlabel("epoch")
+                ax.plot(steps, [r.get(key) for r in records], label=split)
+        ax.set_xlabel("iteration" if step == "iter" else "epoch")
         ax.set_ylabel(metric)
         ax.legend()
         ax.grid(alpha=0.3)

@@ -149,6 +149,7 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
     task = get_task(name)
     loss = loss or task.loss
     task.check_loss(loss)
+    chosen = {"task": name, "seed": seed, "optimizer": optimizer, "lr": lr}  # as given, checked on --resume
     optimizer = optimizer or task.optimizer
     options.check_choice("--optimizer", "optimizer", optimizer, OPTIMIZERS)
     lr = task.lr if lr is None else lr
@@ -170,6 +171,8 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
     saved = options.check_out_dir(run, TASK_KIND, resume, overwrite)
     if saved is not None:
         options.check_same_model(saved, config, run)
+        options.check_resumed(saved, chosen, run)
+        optimizer, lr = saved.get("optimizer", optimizer), saved.get("lr", lr)  # tensorlite 0.1.0's runs record neither
     options.make_out_dir(run)
 
     tl.manual_seed(seed)
@@ -181,7 +184,8 @@ def train_task(name: str, *, hidden: str | None = None, activation: str | None =
         opt = optim.SGD(model.parameters(), lr=lr, momentum=task.momentum)
     else:
         opt = optim.Adam(model.parameters(), lr=lr)
-    metadata = {"kind": TASK_KIND, "task": name, "loss": loss, "seed": seed, "model_config": config.to_dict(),
+    metadata = {"kind": TASK_KIND, "task": name, "loss": loss, "seed": seed, "optimizer": optimizer, "lr": lr,
+                "model_config": config.to_dict(),
                 "normalizer": normalizer.__dict__, "classes": list(task.classes) if task.classes else None}
     trainer = Trainer(model, loss_function(loss), opt, accuracy_fn=accuracy_function(task, loss),
                       batch_size=batch_size, seed=seed, out_dir=run, metadata=metadata, patience=patience,

@@ -196,10 +196,10 @@ def locate(root: str | Path | None = None, train: bool = True, download_missing:
             return directory
     if download_missing:
         return download(root if root is not None else cache_dir(), progress)
-    searched = "\n".join(f"  {d}" for d in dirs)
+    searched = ", ".join(str(d) for d in dirs)
     raise MNISTError(f"MNIST {'training' if train else 'test'} files {names[0]}[.gz] and {names[1]}[.gz] not "
-                     f"found in:\n{searched}\nPass download=True (tensorlite train: --download) to fetch them, "
-                     "or put the files in one of these directories")
+                     f"found in {searched}: pass download=True to fetch them, or put the files in one of these "
+                     "directories")
 
 
 class MNIST(Dataset):

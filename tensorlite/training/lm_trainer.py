@@ -213,6 +213,9 @@ class LMTrainer:
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything ``save_checkpoint`` wrote, onto the model's device."""
-        saved = run_dir.load_checkpoint(path, self.model, self.optimizer, self.scheduler)
-        self.iteration, self.history = saved["iteration"], list(saved["history"])
-        self.best_val_loss = math.inf if saved["best_val_loss"] is None else saved["best_val_loss"]
+        def read_state(saved: dict) -> tuple[int, list[dict], float]:
+            best = saved["best_val_loss"]
+            return int(saved["iteration"]), list(saved["history"]), math.inf if best is None else float(best)
+
+        self.iteration, self.history, self.best_val_loss = run_dir.load_checkpoint(
+            path, self.model, self.optimizer, self.scheduler, read_state)

@@ -30,6 +30,7 @@ from tensorlite.nn import Module
 from tensorlite.safetensors_reader import checkpoint_error, short
 from tensorlite.tensor import Tensor
 from tensorlite.training.schema import SchemaError, parse
+from tensorlite.utils.files import DataFileError, read_text_file, write_atomic
 
 T = TypeVar("T")
 
@@ -62,11 +63,7 @@ def open_log(out_dir: Path | None, history: list[dict], note: Callable[[str], No
         if ahead > 0:
             note(f"{path} ran {ahead} record{'s' if ahead > 1 else ''} ahead of the checkpoint (a run stopped "
                  f"between saves): dropped them, the run continues from the checkpoint")
-    rewritten = path.with_name(LOG + ".tmp")
-    with rewritten.open("w") as log:
-        for record in history:
-            append_record(log, record)
-    os.replace(rewritten, path)
+    write_atomic(path, "".join(json.dumps(record, allow_nan=False) + "\n" for record in history).encode())
     return path.open("a")
 
 
@@ -83,12 +80,28 @@ def append_record(log: TextIO, record: dict) -> None:
     log.flush()
 
 
+MAX_LOG_BYTES = 1 << 30  # a log.jsonl read back (for plots): a billion characters
+
+
 def read_log(run_dir: str | Path) -> list[dict]:
-    """The records of ``run_dir/log.jsonl`` in order."""
+    """The records of ``run_dir/log.jsonl`` in order. A last line cut short by a kill is left out; any
+    other line that is not a JSON object is a ``DataFileError`` naming the file and line."""
     path = Path(run_dir) / LOG
     if not path.exists():
         raise FileNotFoundError(f"no training log at {path}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in read_text_file(path, "read_log", MAX_LOG_BYTES).splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):  # a write cut short by kill -9
+                break
+            record = None
+        if not isinstance(record, dict):
+            raise DataFileError(f"read_log: {path}, line {number} is not a JSON object")
+        records.append(record)
+    return records
 
 
 # -- checkpoints ----------------------------------------------------------------------------------------------
@@ -123,11 +136,21 @@ def save_checkpoint(path: Path, model: Module, optimizer: Any, scheduler: Any, t
     return path
 
 
-def load_checkpoint(path: str | Path, model: Module, optimizer: Any, scheduler: Any) -> dict:
-    """Restore a ``save_checkpoint`` file onto the model's device; returns its ``train_state``."""
+def load_checkpoint(path: str | Path, model: Module, optimizer: Any, scheduler: Any,
+                    read_state: Callable[[dict], T]) -> T:
+    """Restore a ``save_checkpoint`` file onto the model's device; returns ``read_state(train_state)``.
+    Whatever in the file does not fit this run (a key missing from the training state, a value of the wrong
+    type, an optimizer state of another optimizer) is a ``CheckpointError`` naming the file."""
     state = tl.load(path, next(model.parameters()).device)
-    restore_training_state(state, model, optimizer, scheduler)
-    return state["train_state"]
+    try:
+        restore_training_state(state, model, optimizer, scheduler)
+        return read_state(state["train_state"])
+    except tl.CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise checkpoint_error(path, f"its training state does not fit this run ({type(exc).__name__}: "
+                                     f"{detail[:200]})") from None
 
 
 def checkpoint_to_resume(out_dir: str | Path, kind: str) -> dict:
@@ -197,8 +220,14 @@ class TaskRun(RunMetadata):
     model_config: dict
     normalizer: Normalizer
     classes: list[str] | None = None
+    optimizer: str | None = None  # recorded by runs after 0.1.0, for --resume
+    lr: float | None = None
 
     def __post_init__(self) -> None:
+        if self.optimizer not in (None, "sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {short(self.optimizer)}")
+        if self.lr is not None and not 0 < self.lr < float("inf"):
+            raise ValueError(f"lr must be positive and finite, got {self.lr}")
         if self.loss not in ("mse", "bce", "ce"):
             raise ValueError(f"loss must be 'mse', 'bce' or 'ce', got {short(self.loss)}")
         if self.seed < 0:
@@ -210,9 +239,11 @@ class TaskRun(RunMetadata):
             if len(getattr(self.normalizer, name)) != n_inputs:
                 raise SchemaError(f"metadata.normalizer.{name} has {len(getattr(self.normalizer, name))} values "
                                   f"for {n_inputs} inputs (model_config.sizes[0])")
-        if self.classes is not None and n_outputs not in (1, len(self.classes)):
-            raise SchemaError(f"metadata.classes names {len(self.classes)} classes for {n_outputs} outputs "
-                              "(model_config.sizes[-1])")
+        if self.classes is not None and not (len(self.classes) >= 2 if n_outputs == 1
+                                             else len(self.classes) == n_outputs):
+            raise SchemaError(f"metadata.classes names {len(self.classes)} classes for {n_outputs} output(s) "
+                              "(model_config.sizes[-1]: one output scores two or more classes, more outputs "
+                              "one class each)")
 
 
 @dataclass(frozen=True)
@@ -229,9 +260,13 @@ class MNISTRun(RunMetadata):
 
 @dataclass(frozen=True)
 class TokenizerState:
-    """A ``CharTokenizer.to_dict()``: the vocabulary in id order."""
+    """A ``CharTokenizer.to_dict()``: the vocabulary in id order, each character once."""
 
     chars: str
+
+    def __post_init__(self) -> None:
+        if len(set(self.chars)) != len(self.chars):
+            raise ValueError("chars must name each character once")
 
 
 @dataclass(frozen=True)
@@ -317,31 +352,19 @@ def model_state(path: Path, checkpoint: Any, config: Any) -> dict[str, Tensor]:
     return weights
 
 
-def check_fit(path: Path, weights: dict[str, Tensor], model: Module) -> None:
-    """A ``CheckpointError`` naming the first key (and both shapes) of ``weights`` that does not fit ``model``."""
-    own = model.state_dict()
-    unexpected = sorted(weights.keys() - own.keys())
-    if unexpected:
-        raise checkpoint_error(path, f"its model state has the key {unexpected[0]!r}, which the model does not")
-    for key, target in own.items():
-        if key not in weights:
-            raise checkpoint_error(path, f"its model state lacks {key!r} (shape {target.shape})")
-        if weights[key].shape != target.shape:
-            raise checkpoint_error(path, f"its model state has {key!r} of shape {weights[key].shape}, its "
-                                         f"model_config makes it {target.shape}")
-
-
 def load_model(path: str | Path, device: str | tl.Device | None = None,
                kinds: Collection[str] = tuple(MODEL_KINDS)) -> tuple[Module, dict]:
     """The model (in eval mode, on ``device``) and metadata of a checkpoint file or run directory whose
     kind is one of ``kinds``. The metadata is checked (``check_model_metadata``) before the tensors are read,
-    and the tensors against the model before it is loaded: anything amiss is a ``CheckpointError``."""
+    and the tensors against the model as it is loaded: anything amiss is a ``CheckpointError``."""
     path = resolve_checkpoint(path)
     metadata = tl.load_metadata(path)
     model_class, config = check_model_metadata(path, metadata, check_kind(path, metadata, kinds))
     target = tl.device(device)
-    weights = model_state(path, tl.load(path, target), config)
+    weights = model_state(path, tl.load(path), config)  # on the host: load_state_dict copies only the model's
     model = model_class(config).to(target)
-    check_fit(path, weights, model)
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:  # a key missing or unexpected, a shape that does not fit: the message names them
+        raise checkpoint_error(path, "; ".join(line.strip() for line in str(exc).splitlines())) from None
     return model.eval(), metadata

@@ -245,7 +245,9 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything ``save_checkpoint`` wrote, onto the model's device."""
-        saved = run_dir.load_checkpoint(path, self.model, self.optimizer, self.scheduler)
-        best = saved.get("best_val_loss")
-        self.state = TrainState(saved["epoch"], list(saved["history"]), math.inf if best is None else best,
-                                saved["epochs_without_improvement"])
+        def read_state(saved: dict) -> TrainState:
+            best = saved.get("best_val_loss")
+            return TrainState(int(saved["epoch"]), list(saved["history"]), math.inf if best is None else float(best),
+                              int(saved["epochs_without_improvement"]))
+
+        self.state = run_dir.load_checkpoint(path, self.model, self.optimizer, self.scheduler, read_state)
