@@ -341,6 +341,14 @@ def torch_sampling(torch, model, n: int) -> float:
     return time.perf_counter() - start
 
 
+def iterations_side_by_side(trainers: dict[str, Callable[[int], float]], steps: int, rounds: int,
+                            warm_up: int = 3) -> dict[str, float]:
+    """Each ``train(steps)`` after ``warm_up`` steps, in alternating rounds: the median seconds of each."""
+    for train in trainers.values():
+        train(warm_up)
+    return alternate({name: lambda train=train: train(steps) for name, train in trainers.items()}, rounds)
+
+
 def shakespeare(torch, rounds: int) -> None:
     """Training speed side by side, peak memory of each alone, and sampling speed with and without the cache."""
     config, batch_size, batches = shakespeare_setup(20)
@@ -348,9 +356,7 @@ def shakespeare(torch, rounds: int) -> None:
     trainers = {"tensorlite": gpt_trainer(ours, batches, tl.tensor, nn.utils.clip_grad_norm_),
                 "torch": gpt_trainer(theirs, batches, torch.from_numpy, torch.nn.utils.clip_grad_norm_)}
     steps = 20
-    for train in trainers.values():
-        train(3)  # warm up
-    times = alternate({name: lambda train=train: train(steps) for name, train in trainers.items()}, rounds)
+    times = iterations_side_by_side(trainers, steps, rounds)
     report(f"Shakespeare GPT, `cpu` preset ({config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide, "
            f"block {config.block_size}, batch {batch_size}), AdamW + clipping: {steps} iterations, median of "
            f"{rounds}", times, steps, "iter")
@@ -393,9 +399,7 @@ def user_gpt_bench(torch, rounds: int) -> None:
     copy_weights(ours, theirs)
     trainers = {"tensorlite": user_gpt_trainer(tl, ours, batches), "torch": user_gpt_trainer(torch, theirs, batches)}
     steps = 20
-    for train in trainers.values():
-        train(3)  # warm up
-    times = alternate({name: lambda train=train: train(steps) for name, train in trainers.items()}, rounds)
+    times = iterations_side_by_side(trainers, steps, rounds)
     report(f"A research script's GPT (scripts/user_gpt.py: {config.n_layer} layers, {config.n_head} heads, "
            f"{config.n_embd} wide, block {config.block_size}, batch {config.batch_size}; biases, exact GELU, "
            f"default init), AdamW + clipping: {steps} iterations, median of {rounds}", times, steps, "iter")
@@ -460,9 +464,7 @@ def mnist_speed(torch, name: str, batches, steps: int, rounds: int) -> dict[str,
     copy_weights(ours, theirs)
     trainers = {"tensorlite": mnist_trainer(tl, ours, batches, tl.tensor),
                 "torch": mnist_trainer(torch, theirs, batches, torch.from_numpy)}
-    for train in trainers.values():
-        train(10)  # warm up
-    return alternate({key: lambda train=train: train(steps) for key, train in trainers.items()}, rounds)
+    return iterations_side_by_side(trainers, steps, rounds, warm_up=10)
 
 
 def mnist(torch, rounds: int) -> None:
