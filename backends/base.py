@@ -3,7 +3,8 @@
 A backend owns one array namespace ``xp`` (``numpy`` or ``cupy``, which share one API) and the
 handful of things that namespace cannot express the same way everywhere: moving arrays between
 host and device, a seeded random generator, and a few primitives (scatter-add, sliding windows,
-``erf``). All other array math in tensorlite is written once against ``backend.xp``.
+``erf``, a broadcast view that is cheap on the CPU too). All other array math in tensorlite is
+written once against ``backend.xp``.
 """
 
 from __future__ import annotations
@@ -80,3 +81,7 @@ class Backend:
     def erf(self, x: Array) -> Array:
         """The error function, elementwise."""
         raise NotImplementedError
+
+    def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
+        """A read-only view of ``x`` broadcast to ``shape`` (no copy): how reductions send a gradient back."""
+        return self.xp.broadcast_to(x, shape)

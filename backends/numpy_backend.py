@@ -29,6 +29,22 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20) and mallopt(M_TRIM_THRESHOLD, 256 << 20))
 
 
+@functools.lru_cache(maxsize=4096)
+def _broadcast_strides(have: tuple[int, ...], strides: tuple[int, ...], shape: tuple[int, ...]
+                       ) -> tuple[int, ...] | None:
+    """The strides that broadcast an array of shape ``have`` (and ``strides``) to ``shape``: 0 along new and
+    broadcast axes; None if the shapes do not broadcast."""
+    extra = len(shape) - len(have)
+    if extra < 0:
+        return None
+    out = [0] * extra
+    for n, want, stride in zip(have, shape[extra:], strides):
+        if n != want and n != 1:
+            return None
+        out.append(stride if n == want else 0)
+    return tuple(out)
+
+
 def erf_approx(x: numpy.ndarray) -> numpy.ndarray:
     """erf from the Chebyshev-fitted erfc of Numerical Recipes (relative error < 1.2e-7)."""
     z = numpy.abs(x).astype(numpy.float64)
@@ -119,6 +135,17 @@ class NumpyBackend(Backend):
         self, x: numpy.ndarray, window_shape: tuple[int, ...], axis: tuple[int, ...]
     ) -> numpy.ndarray:
         return numpy.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axis)
+
+    def broadcast_to(self, x: numpy.ndarray, shape: tuple[int, ...]) -> numpy.ndarray:
+        """``numpy.broadcast_to`` in half its time or less for a contiguous ``x``: one ndarray over ``x``'s
+        memory with stride 0 along the broadcast axes. NumPy's own function (a few microseconds of Python) is
+        a tenth of a small graph's backward pass."""
+        strides = _broadcast_strides(x.shape, x.strides, tuple(shape)) if x.flags.c_contiguous else None
+        if strides is None:
+            return numpy.broadcast_to(x, shape)  # the general case, and numpy's error for shapes that do not fit
+        view = numpy.ndarray(shape, x.dtype, x, 0, strides)
+        view.flags.writeable = False
+        return view
 
     def erf(self, x: numpy.ndarray) -> numpy.ndarray:
         """float32 and narrower: ``erf_float32``. float64: SciPy's erf (exact to rounding) when SciPy is

@@ -237,7 +237,7 @@ class Tensor:
                     f"backward: grad can be created implicitly only for a one-element output, this one has "
                     f"shape {self.shape}; reduce it first (e.g. .sum()) or pass gradient= of that shape"
                 )
-            grad = self._device.backend.xp.ones(self.shape, dtype=self.dtype)
+            grad = self._device.backend.xp.asarray(1, dtype=self.dtype).reshape(self.shape)  # (xp.ones: 4x slower)
         else:
             grad = gradient._data if isinstance(gradient, Tensor) else self._device.backend.xp.asarray(gradient)
             if grad.shape != self.shape:

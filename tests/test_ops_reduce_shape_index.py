@@ -654,3 +654,19 @@ def test_comparison_masks_select(check, device):
     check.parity(lambda a: a[a > 0], lambda a: a[a > 0], [x], device)
     check.parity(lambda a: a.masked_fill(a < 0, 0.0), lambda a: a.masked_fill(a < 0, 0.0), [x], device)
     check.grad(lambda a: a[(a > 0) & (a < 1)], [x], device)
+
+
+@pytest.mark.parametrize(("shape", "target"), [((), (4,)), ((), (3, 2)), ((1, 1), (4, 4)), ((3, 1), (3, 5)),
+                                               ((1, 5), (2, 3, 5)), ((2, 3), (2, 3)), ((5,), (4, 5))])
+def test_cpu_broadcast_to_is_numpys_read_only_view(shape, target) -> None:
+    """The CPU backend's fast broadcast (reductions' backward) gives what numpy.broadcast_to gives."""
+    from tensorlite.backends.numpy_backend import NumpyBackend
+
+    backend = NumpyBackend()
+    for x in (np.asarray(randn(*shape), dtype=np.float32), np.asarray(randn(*shape[::-1])).T):  # and non-contiguous
+        got, expected = backend.broadcast_to(x, target), np.broadcast_to(x, target)
+        assert got.shape == expected.shape and got.strides == expected.strides
+        np.testing.assert_array_equal(got, expected)
+        assert not got.flags.writeable and np.shares_memory(got, x)
+    with pytest.raises(ValueError):
+        backend.broadcast_to(np.ones(3), (4,))

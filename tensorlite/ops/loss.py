@@ -175,7 +175,7 @@ class _ClassLoss(Function):
 
     def row_grad(self, g):
         """The output's gradient as one value per row."""
-        return self.xp.broadcast_to(g / self.denominator, self.row_shape)
+        return self.backend.broadcast_to(g / self.denominator, self.row_shape)
 
 
 class CrossEntropy(_ClassLoss):

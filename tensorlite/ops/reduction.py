@@ -47,7 +47,7 @@ class Sum(Function):
         return x.sum(axis=axes, keepdims=keepdim)
 
     def backward(self, g):
-        return (self.xp.broadcast_to(g.reshape(kept_shape(self.shape, self.axes)), self.shape), None, None)
+        return (self.backend.broadcast_to(g.reshape(kept_shape(self.shape, self.axes)), self.shape), None, None)
 
 
 class Mean(Function):
@@ -57,7 +57,7 @@ class Mean(Function):
 
     def backward(self, g):
         g = g.reshape(kept_shape(self.shape, self.axes)) * (1.0 / _count(self.shape, self.axes))
-        return (self.xp.broadcast_to(g, self.shape), None, None)
+        return (self.backend.broadcast_to(g, self.shape), None, None)
 
 
 class Var(Function):

@@ -48,7 +48,7 @@ class Permute(Function):
 class Expand(Function):
     def forward(self, x, shape):
         self.in_shape = x.shape
-        return self.xp.broadcast_to(x, shape)
+        return self.backend.broadcast_to(x, shape)
 
     def backward(self, g):
         return (unbroadcast(g, self.in_shape), None)
