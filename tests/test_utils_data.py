@@ -164,7 +164,7 @@ def test_default_collate_errors() -> None:
 
 
 def test_dataloader_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer or None, got 0"):
         DataLoader(make_dataset(), batch_size=0)
     with pytest.raises(TypeError, match="generator must be an int seed"):
         DataLoader(make_dataset(), shuffle=True, generator="seed")
