@@ -5,10 +5,15 @@ handful of things that namespace cannot express the same way everywhere: moving 
 host and device, a seeded random generator, and a few primitives (scatter-add, sliding windows,
 ``erf``, a broadcast view that is cheap on the CPU too). All other array math in tensorlite is
 written once against ``backend.xp``.
+
+Fused kernels are the one exception to "nothing else": their math is written once, here, against
+``xp`` (the reference every backend starts from), and a backend may replace one with a compiled
+kernel that does the same math in one pass over memory (``NumpyBackend`` with Numba).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy
@@ -81,6 +86,26 @@ class Backend:
     def erf(self, x: Array) -> Array:
         """The error function, elementwise."""
         raise NotImplementedError
+
+    # -- fused kernels: the reference math in xp ----------------------------------------------------
+    def gelu(self, x: Array, approximate: str) -> tuple[Array, Any]:
+        """GELU of ``x`` (any shape) and what ``gelu_backward`` needs besides ``x``: ``x Phi(x)``, Phi the
+        normal CDF from ``erf`` ("none") or GPT-2's tanh form ("tanh")."""
+        xp = self.xp
+        if approximate == "tanh":
+            t = xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
+            return 0.5 * x * (1 + t), t
+        cdf = 0.5 * (1 + self.erf(x * (1 / math.sqrt(2))))
+        return x * cdf, cdf
+
+    def gelu_backward(self, g: Array, x: Array, saved: Any, approximate: str) -> Array:
+        """The gradient of ``gelu`` at ``x`` given the output gradient ``g`` and what ``gelu`` saved."""
+        if approximate == "tanh":
+            t = saved
+            dt = (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
+            return g * (0.5 * (1 + t) + 0.5 * x * dt)
+        pdf = self.xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        return g * (saved + x * pdf)
 
     def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
         """A read-only view of ``x`` broadcast to ``shape`` (no copy): how reductions send a gradient back."""

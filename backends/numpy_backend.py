@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
+from types import ModuleType
 from typing import Any
 
 import numpy
@@ -27,6 +29,25 @@ def keep_freed_memory() -> bool:
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
     return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20) and mallopt(M_TRIM_THRESHOLD, 256 << 20))
+
+
+@functools.cache
+def compiled_kernels() -> ModuleType | None:
+    """``backends.numba_kernels`` when Numba is installed (``pip install tensorlite[fast]``) and not switched
+    off with ``TENSORLITE_CPU_KERNELS=0``; else None, and the NumPy backend runs the reference ``xp`` math.
+    Imported on the first op that can use it, so ``import tensorlite`` never pays for Numba."""
+    if os.environ.get("TENSORLITE_CPU_KERNELS", "1") == "0":
+        return None
+    try:
+        from . import numba_kernels
+    except ImportError:  # no Numba, or one built for another NumPy
+        return None
+    return numba_kernels
+
+
+def _float32_kernel(x: numpy.ndarray) -> ModuleType | None:
+    """The compiled kernels if they serve ``x`` (float32), else None."""
+    return compiled_kernels() if x.dtype == numpy.float32 else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -146,6 +167,24 @@ class NumpyBackend(Backend):
         view = numpy.ndarray(shape, x.dtype, x, 0, strides)
         view.flags.writeable = False
         return view
+
+    def gelu(self, x: numpy.ndarray, approximate: str) -> tuple[numpy.ndarray, Any]:
+        """One compiled pass for float32; backward recomputes Phi(x) from ``x`` rather than keep it."""
+        kernels = _float32_kernel(x)
+        if kernels is None:
+            return super().gelu(x, approximate)
+        out = numpy.empty(x.shape, numpy.float32)
+        (kernels.gelu_tanh if approximate == "tanh" else kernels.gelu)(x.ravel(), out.reshape(-1))
+        return out, None
+
+    def gelu_backward(self, g: numpy.ndarray, x: numpy.ndarray, saved: Any, approximate: str) -> numpy.ndarray:
+        if saved is not None:  # gelu ran the reference math
+            return super().gelu_backward(g, x, saved, approximate)
+        kernels = _float32_kernel(x)
+        out = numpy.empty(x.shape, numpy.float32)
+        kernel = kernels.gelu_tanh_backward if approximate == "tanh" else kernels.gelu_backward
+        kernel(numpy.ravel(g.astype(numpy.float32, copy=False)), x.ravel(), out.reshape(-1))
+        return out
 
     def erf(self, x: numpy.ndarray) -> numpy.ndarray:
         """float32 and narrower: ``erf_float32``. float64: SciPy's erf (exact to rounding) when SciPy is

@@ -238,24 +238,16 @@ class LeakyRelu(Function):
 
 
 class Gelu(Function):
-    """GELU: x * Phi(x) with the exact normal CDF (``approximate="none"``) or its tanh form."""
+    """GELU: x * Phi(x) with the exact normal CDF (``approximate="none"``) or its tanh form (the backend's
+    fused kernel: one pass on the CPU with Numba)."""
 
     def forward(self, x, approximate="none"):
-        xp = self.xp
         self.x, self.approximate = x, approximate
-        if approximate == "tanh":
-            self.t = xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
-            return 0.5 * x * (1 + self.t)
-        self.cdf = 0.5 * (1 + self.backend.erf(x * (1 / math.sqrt(2))))
-        return x * self.cdf
+        out, self.saved = self.backend.gelu(x, approximate)
+        return out
 
     def backward(self, g):
-        x, xp = self.x, self.xp
-        if self.approximate == "tanh":
-            dt = (1 - self.t * self.t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
-            return (g * (0.5 * (1 + self.t) + 0.5 * x * dt), None)
-        pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-        return (g * (self.cdf + x * pdf), None)
+        return (self.backend.gelu_backward(g, self.x, self.saved, self.approximate), None)
 
 
 class Softplus(Function):

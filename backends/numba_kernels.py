@@ -1,0 +1,118 @@
+"""Compiled CPU kernels: one pass over memory where NumPy needs many (optional, through Numba).
+
+NumPy runs an expression such as exact GELU as a chain of whole-array passes, each writing a
+temporary: about twenty for ``x * Phi(x)`` with a float32 ``erf``. On a CPU whose memory is slower
+than its arithmetic, the passes are the cost. Each kernel here reads its inputs once and writes its
+output once, with the arithmetic in SIMD registers, and is imported only by ``NumpyBackend`` on the
+first call that can use it (``numba_kernels()``), never by ``import tensorlite``.
+
+The kernels are float32 only: float64 work (gradient checks) keeps the exact NumPy path. Each is a
+plain loop that LLVM vectorises; two things keep it so. ``error_model="numpy"`` drops Python's
+zero-division check, and the fast-math flags allow contraction and reassociation but not
+``nnan``/``ninf``: NaN and infinity propagate as in NumPy, so the non-finite checks still see them.
+
+Transcendental functions are written out as polynomials, since a call to the C library's ``erff`` or
+``expf`` stops vectorisation:
+
+- ``erf32``: ``z P(z^2) / Q(z^2)`` on ``z`` clamped to [-4, 4] (erf is 1 to float32 beyond), a rational
+  least-squares fit made for this file; absolute error below 5e-7 in float32 arithmetic.
+- ``exp32``: ``2^n exp(r)`` with ``n`` the nearest integer to ``y / ln 2`` and ``|r| <= ln(2) / 2``
+  (Cody-Waite, degree-7 Taylor polynomial), ``2^n`` built from ``n``'s bits by multiplications;
+  relative error below 1e-7 for ``y`` in [-87, 0], 0 below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy
+
+F32 = numpy.float32
+FASTMATH = {"contract", "reassoc", "nsz", "arcp"}  # not nnan / ninf: NaN and inf must propagate
+JIT = {"cache": True, "error_model": "numpy", "fastmath": FASTMATH, "nogil": True}
+
+# erf(z) = z P(z^2) / Q(z^2) on [-4, 4]
+_P = [F32(c) for c in (1.12837918e+00, 1.84715104e-01, 5.43322920e-02, 3.83960133e-03, 3.82655194e-04,
+                       4.77944287e-06, -1.36614758e-08)]
+_Q = [F32(c) for c in (1.0, 4.97033043e-01, 1.13827446e-01, 1.54535323e-02, 1.30954385e-03, 6.39988773e-05)]
+P0, P1, P2, P3, P4, P5, P6 = _P
+Q0, Q1, Q2, Q3, Q4, Q5 = _Q
+LOG2E, LN2_HI, LN2_LO = F32(1.4426950408889634), F32(0.693145751953125), F32(1.428606765330187e-06)
+E2, E3, E4, E5, E6, E7 = (F32(1 / math.factorial(k)) for k in range(2, 8))
+HALF, ONE, TWO = F32(0.5), F32(1.0), F32(2.0)
+SQRT1_2 = F32(1 / math.sqrt(2))
+INV_SQRT_2PI = F32(1 / math.sqrt(2 * math.pi))
+TANH_K, TANH_C = F32(math.sqrt(2 / math.pi)), F32(0.044715)
+
+
+@numba.njit(inline="always", **JIT)
+def erf32(z):
+    """erf(z); exactly +-1 for |z| >= 4, as float32 rounds it (and for NaN: the kernels' x factor carries it)."""
+    c = z if z < F32(4.0) else F32(4.0)  # comparisons, not min/max, which branch on NaN and stop vectorisation
+    c = c if c > F32(-4.0) else F32(-4.0)
+    t = c * c
+    p = (((((P6 * t + P5) * t + P4) * t + P3) * t + P2) * t + P1) * t + P0
+    q = ((((Q5 * t + Q4) * t + Q3) * t + Q2) * t + Q1) * t + Q0
+    r = c * p / q
+    return r if abs(z) < F32(4.0) else (ONE if z > 0 else -ONE)
+
+
+@numba.njit(inline="always", **JIT)
+def exp32(y):
+    """exp(y) for y <= 0; 0 below -87, where float32 underflows anyway."""
+    c = y if y > F32(-87.0) else F32(-87.0)
+    m = numpy.int32(c * -LOG2E + HALF)  # round(-y / ln 2), y <= 0 so truncation rounds
+    n = F32(m)
+    r = (c + n * LN2_HI) + n * LN2_LO  # c - (-n) ln 2, in [-ln2 / 2, ln2 / 2]
+    e = ONE + r * (ONE + r * (E2 + r * (E3 + r * (E4 + r * (E5 + r * (E6 + r * E7))))))
+    s = ONE  # 2^-m from m's bits: six multiplications that vectorise, unlike ldexp
+    s *= F32(0.5) if m & 1 else ONE
+    s *= F32(0.25) if m & 2 else ONE
+    s *= F32(2.0**-4) if m & 4 else ONE
+    s *= F32(2.0**-8) if m & 8 else ONE
+    s *= F32(2.0**-16) if m & 16 else ONE
+    s *= F32(2.0**-32) if m & 32 else ONE
+    s *= F32(2.0**-64) if m & 64 else ONE
+    return e * s if y >= F32(-87.0) else F32(0.0)
+
+
+@numba.njit(inline="always", **JIT)
+def tanh32(u):
+    e = exp32(F32(-2.0) * abs(u))  # tanh |u| = (1 - e) / (1 + e), e = exp(-2 |u|) in (0, 1]
+    t = (ONE - e) / (ONE + e)
+    return t if u >= 0 else -t
+
+
+@numba.njit(**JIT)
+def gelu(x, out):
+    """out = x Phi(x), Phi the standard normal CDF (x, out: float32, 1-D, contiguous)."""
+    for i in range(x.size):
+        v = x[i]
+        out[i] = v * HALF * (ONE + erf32(v * SQRT1_2))
+
+
+@numba.njit(**JIT)
+def gelu_backward(g, x, out):
+    """out = g (Phi(x) + x phi(x)), phi the standard normal density."""
+    for i in range(x.size):
+        v = x[i]
+        cdf = HALF * (ONE + erf32(v * SQRT1_2))
+        out[i] = g[i] * (cdf + v * exp32(-HALF * v * v) * INV_SQRT_2PI)
+
+
+@numba.njit(**JIT)
+def gelu_tanh(x, out):
+    """out = x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2, GPT-2's GELU."""
+    for i in range(x.size):
+        v = x[i]
+        out[i] = HALF * v * (ONE + tanh32(TANH_K * (v + TANH_C * v * v * v)))
+
+
+@numba.njit(**JIT)
+def gelu_tanh_backward(g, x, out):
+    for i in range(x.size):
+        v = x[i]
+        t = tanh32(TANH_K * (v + TANH_C * v * v * v))
+        dt = (ONE - t * t) * TANH_K * (ONE + F32(3.0) * TANH_C * v * v)
+        out[i] = g[i] * (HALF * (ONE + t) + HALF * v * dt)

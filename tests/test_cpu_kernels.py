@@ -1,0 +1,106 @@
+"""The compiled CPU kernels (backends/numba_kernels.py) against float64 math and against the reference
+``xp`` math that every other backend runs: accuracy over the whole float32 range, NaN and infinity,
+shapes and layouts, and the switch that turns them off."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tensorlite.backends import numpy_backend
+from tensorlite.backends.base import Backend
+from tensorlite.backends.numpy_backend import NumpyBackend, compiled_kernels
+
+pytest.importorskip("numba", reason="the compiled kernels need Numba: pip install -e '.[fast]'")
+
+SPECIAL = [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30, -1e-30, 87.0, -87.0, -100.0, 3e38, -3e38]
+GRID = np.concatenate([np.linspace(-12, 12, 48001), SPECIAL]).astype(np.float32)
+CPU = NumpyBackend()
+
+
+def exact_gelu(x: np.ndarray, approximate: str) -> tuple[np.ndarray, np.ndarray]:
+    """GELU and its derivative in float64 with math.erf (``approximate="tanh"``: the tanh form)."""
+    x = x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        if approximate == "tanh":
+            k = math.sqrt(2 / math.pi)
+            t = np.tanh(k * (x + 0.044715 * x**3))
+            dt = (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
+            return 0.5 * x * (1 + t), 0.5 * (1 + t) + 0.5 * x * dt
+        cdf = 0.5 * (1 + np.array([math.erf(v / math.sqrt(2)) if np.isfinite(v) else np.sign(v) for v in x]))
+        return x * cdf, cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_kernels_match_float64_math(approximate: str) -> None:
+    """Within 1.5e-6 of float64 GELU and its gradient over [-12, 12] and at the special values; NaN where the
+    float64 math is NaN. (Where the tanh form's x^3 overflows float32, |x| > 1e19, its gradient is NaN in any
+    float32 arithmetic: the next test holds the kernel to the float32 reference math there.)"""
+    out, saved = CPU.gelu(GRID, approximate)
+    assert saved is None, "float32 GELU should run the compiled kernel"
+    grad = CPU.gelu_backward(np.ones_like(GRID), GRID, saved, approximate)
+    want, want_grad = exact_gelu(GRID, approximate)
+    in_float32_range = np.abs(GRID) < 1e19 if approximate == "tanh" else True
+    for got, ref in ((out, want), (grad, want_grad)):
+        assert got.dtype == np.float32 and got.shape == GRID.shape
+        finite = np.isfinite(ref) & in_float32_range
+        assert np.abs(got[finite] - ref[finite]).max() < 1.5e-6
+        assert np.isnan(got[np.isnan(ref)]).all()
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_kernels_agree_with_the_reference_math(approximate: str) -> None:
+    """The compiled kernel and the xp math the other backends run give the same values to float32 rounding,
+    and NaN at the same special values (infinities, overflow)."""
+    g = np.random.default_rng(0).standard_normal(GRID.shape).astype(np.float32)
+    ours, saved = CPU.gelu(GRID, approximate)
+    with np.errstate(all="ignore"):
+        ref, ref_saved = Backend.gelu(CPU, GRID, approximate)
+        ours_grad = CPU.gelu_backward(g, GRID, saved, approximate)
+        ref_grad = Backend.gelu_backward(CPU, g, GRID, ref_saved, approximate)
+    np.testing.assert_allclose(ours, ref, rtol=2e-6, atol=2e-6)
+    # atol: in the tail (x < -5) the reference's 1 - t * t cancels in float32 and is ~5e-6 off; the kernel is not
+    np.testing.assert_allclose(ours_grad, ref_grad, rtol=2e-5, atol=1e-5)
+
+
+def test_gelu_kernels_take_any_layout_and_shape() -> None:
+    """0-d, strided, transposed and broadcast gradients give what the same contiguous arrays give."""
+    x = np.random.default_rng(1).standard_normal((6, 8)).astype(np.float32)
+    g = np.random.default_rng(2).standard_normal((6, 8)).astype(np.float32)
+    for xs, gs in ((x.T, g.T), (x[:, ::2], g[:, ::2]), (x[2, 3].reshape(()), g[2, 3].reshape(()))):
+        out, saved = CPU.gelu(xs, "none")
+        np.testing.assert_array_equal(out, CPU.gelu(np.ascontiguousarray(xs), "none")[0])
+        contiguous = CPU.gelu_backward(np.ascontiguousarray(gs), np.ascontiguousarray(xs), None, "none")
+        np.testing.assert_array_equal(CPU.gelu_backward(gs, xs, saved, "none"), contiguous)
+        assert out.shape == xs.shape
+    broadcast = np.broadcast_to(np.float32(1), x.shape)
+    np.testing.assert_array_equal(CPU.gelu_backward(broadcast, x, None, "none"),
+                                  CPU.gelu_backward(np.ones_like(x), x, None, "none"))
+
+
+def test_float64_keeps_the_exact_reference_path() -> None:
+    x = np.linspace(-5, 5, 101)
+    out, saved = CPU.gelu(x, "none")
+    assert saved is not None
+    np.testing.assert_array_equal(out, Backend.gelu(CPU, x, "none")[0])
+
+
+def test_the_switch_turns_the_kernels_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENSORLITE_CPU_KERNELS", "0")
+    compiled_kernels.cache_clear()
+    try:
+        assert compiled_kernels() is None
+        out, saved = CPU.gelu(GRID[:100], "none")
+        assert saved is not None  # the reference math ran
+    finally:
+        monkeypatch.undo()
+        compiled_kernels.cache_clear()
+    assert compiled_kernels() is numpy_backend.compiled_kernels()
+
+
+def test_import_tensorlite_does_not_import_numba() -> None:
+    code = "import sys, tensorlite as tl; tl.randn(3).sum(); assert 'numba' not in sys.modules, 'numba imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
