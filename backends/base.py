@@ -107,6 +107,37 @@ class Backend:
         pdf = self.xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return g * (saved + x * pdf)
 
+    def softmax(self, x: Array, scale: float = 1.0, mask: Array | None = None, empty_rows_zero: bool = False,
+                out: Array | None = None) -> Array:
+        """``softmax(scale * x + mask)`` over the last axis of ``x`` (..., n), numerically stable (max-shifted).
+
+        ``mask`` broadcasts to ``x`` (additive: 0 or -inf). A row with no finite score is NaN, as PyTorch's
+        ``softmax``; ``empty_rows_zero`` makes it zeros instead, as its attention. ``out`` may be ``x``.
+        """
+        xp = self.xp
+        out = xp.multiply(x, scale, out=out)
+        if mask is not None:
+            out += mask
+        row_max = out.max(axis=-1, keepdims=True)
+        if empty_rows_zero:
+            xp.maximum(row_max, xp.finfo(out.dtype).min, out=row_max)  # exp(-inf - finite) = 0, not NaN
+        out -= row_max
+        xp.exp(out, out=out)
+        total = out.sum(axis=-1, keepdims=True)
+        if empty_rows_zero:
+            xp.maximum(total, 1.0, out=total)  # a row with a visible score sums to >= 1
+        out /= total
+        return out
+
+    def softmax_backward(self, g: Array, p: Array, scale: float = 1.0, out: Array | None = None) -> Array:
+        """``scale * p * (g - rowsum(g * p))``: the gradient of softmax's input (rows along the last axis) from
+        that of its output ``g`` and the softmax ``p``. ``out`` may be ``g``."""
+        out = self.xp.subtract(g, (g * p).sum(axis=-1, keepdims=True), out=out)
+        out *= p
+        if scale != 1.0:
+            out *= scale
+        return out
+
     def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
         """A read-only view of ``x`` broadcast to ``shape`` (no copy): how reductions send a gradient back."""
         return self.xp.broadcast_to(x, shape)

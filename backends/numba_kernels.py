@@ -40,7 +40,8 @@ P0, P1, P2, P3, P4, P5, P6 = _P
 Q0, Q1, Q2, Q3, Q4, Q5 = _Q
 LOG2E, LN2_HI, LN2_LO = F32(1.4426950408889634), F32(0.693145751953125), F32(1.428606765330187e-06)
 E2, E3, E4, E5, E6, E7 = (F32(1 / math.factorial(k)) for k in range(2, 8))
-HALF, ONE, TWO = F32(0.5), F32(1.0), F32(2.0)
+HALF, ONE = F32(0.5), F32(1.0)
+FLOAT32_MIN, NEG_INF = F32(numpy.finfo(numpy.float32).min), F32(-numpy.inf)
 SQRT1_2 = F32(1 / math.sqrt(2))
 INV_SQRT_2PI = F32(1 / math.sqrt(2 * math.pi))
 TANH_K, TANH_C = F32(math.sqrt(2 / math.pi)), F32(0.044715)
@@ -74,7 +75,8 @@ def exp32(y):
     s *= F32(2.0**-16) if m & 16 else ONE
     s *= F32(2.0**-32) if m & 32 else ONE
     s *= F32(2.0**-64) if m & 64 else ONE
-    return e * s if y >= F32(-87.0) else F32(0.0)
+    e = e * s if y >= F32(-87.0) else F32(0.0)
+    return e if y == y else y  # NaN in, NaN out
 
 
 @numba.njit(inline="always", **JIT)
@@ -116,3 +118,46 @@ def gelu_tanh_backward(g, x, out):
         t = tanh32(TANH_K * (v + TANH_C * v * v * v))
         dt = (ONE - t * t) * TANH_K * (ONE + F32(3.0) * TANH_C * v * v)
         out[i] = g[i] * (HALF * (ONE + t) + HALF * v * dt)
+
+
+@numba.njit(**JIT)
+def softmax_rows(x, out, scale, mask, empty_rows_zero):
+    """out[r] = softmax(scale * x[r] + mask[r % L]) for each row r of x (R, n); mask (L, n) (zeros (1, n) for none).
+
+    ``empty_rows_zero``: a row with no finite score gets zeros (attention's rule) instead of NaN. ``out`` may
+    be ``x``. Each row is read once from memory; its three passes (max, exp and sum, scale) run in cache.
+    """
+    rows, n = x.shape
+    period = mask.shape[0]
+    for r in range(rows):
+        m_row = mask[r % period]
+        row_max = NEG_INF
+        for j in range(n):
+            v = x[r, j] * scale + m_row[j]
+            out[r, j] = v
+            row_max = v if v > row_max else row_max
+        if empty_rows_zero and row_max < FLOAT32_MIN:
+            row_max = FLOAT32_MIN  # all -inf: exp(-inf - finite) = 0, not NaN
+        total = F32(0.0)
+        for j in range(n):
+            e = exp32(out[r, j] - row_max)
+            out[r, j] = e
+            total += e
+        if empty_rows_zero and total < ONE:  # a row with a visible score sums to >= 1
+            total = ONE
+        inv = ONE / total
+        for j in range(n):
+            out[r, j] *= inv
+
+
+@numba.njit(**JIT)
+def softmax_backward_rows(g, p, out, scale):
+    """out[r] = scale * p[r] * (g[r] - sum(g[r] * p[r])) for each row r: the gradient of the softmax's input,
+    given that of its output ``g`` and the softmax ``p`` (R, n). ``out`` may be ``g``."""
+    rows, n = p.shape
+    for r in range(rows):
+        dot = F32(0.0)
+        for j in range(n):
+            dot += g[r, j] * p[r, j]
+        for j in range(n):
+            out[r, j] = scale * p[r, j] * (g[r, j] - dot)

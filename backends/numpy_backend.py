@@ -50,6 +50,19 @@ def _float32_kernel(x: numpy.ndarray) -> ModuleType | None:
     return compiled_kernels() if x.dtype == numpy.float32 else None
 
 
+def _row_block(mask: numpy.ndarray | None, shape: tuple[int, ...]) -> numpy.ndarray | None:
+    """The additive mask as an (L, n) float32 block that repeats over the rows of ``shape`` (..., L, n), or None
+    if it does not (then the caller adds it the general way). No mask: one row of zeros."""
+    if mask is None:
+        return numpy.zeros((1, shape[-1]), numpy.float32)
+    if mask.dtype != numpy.float32 or mask.ndim < 2 or len(shape) < 2 or any(d != 1 for d in mask.shape[:-2]):
+        return None
+    block = mask.reshape(mask.shape[-2:])
+    if block.shape[1] != shape[-1] or block.shape[0] not in (1, shape[-2]):
+        return None
+    return numpy.ascontiguousarray(block)
+
+
 @functools.lru_cache(maxsize=4096)
 def _broadcast_strides(have: tuple[int, ...], strides: tuple[int, ...], shape: tuple[int, ...]
                        ) -> tuple[int, ...] | None:
@@ -184,6 +197,30 @@ class NumpyBackend(Backend):
         out = numpy.empty(x.shape, numpy.float32)
         kernel = kernels.gelu_tanh_backward if approximate == "tanh" else kernels.gelu_backward
         kernel(numpy.ravel(g.astype(numpy.float32, copy=False)), x.ravel(), out.reshape(-1))
+        return out
+
+    def softmax(self, x: numpy.ndarray, scale: float = 1.0, mask: numpy.ndarray | None = None,
+                empty_rows_zero: bool = False, out: numpy.ndarray | None = None) -> numpy.ndarray:
+        """One compiled pass over float32 rows (and a mask of one (L, n) block repeated over them, as a causal
+        mask over every batch and head); the reference math for anything else."""
+        kernels = _float32_kernel(x)
+        n = x.shape[-1] if x.ndim else 0
+        rows_mask = _row_block(mask, x.shape) if kernels is not None and n else None
+        if rows_mask is None or not x.flags.c_contiguous or (out is not None and not out.flags.c_contiguous):
+            return super().softmax(x, scale, mask, empty_rows_zero, out)
+        out = numpy.empty(x.shape, numpy.float32) if out is None else out
+        kernels.softmax_rows(x.reshape(-1, n), out.reshape(-1, n), numpy.float32(scale), rows_mask, empty_rows_zero)
+        return out
+
+    def softmax_backward(self, g: numpy.ndarray, p: numpy.ndarray, scale: float = 1.0,
+                         out: numpy.ndarray | None = None) -> numpy.ndarray:
+        kernels = _float32_kernel(p)
+        contiguous = all(a is None or a.flags.c_contiguous for a in (g, p, out))
+        if kernels is None or p.ndim == 0 or g.shape != p.shape or not contiguous:
+            return super().softmax_backward(g, p, scale, out)
+        out = numpy.empty(p.shape, numpy.float32) if out is None else out
+        n = p.shape[-1]
+        kernels.softmax_backward_rows(g.reshape(-1, n), p.reshape(-1, n), out.reshape(-1, n), numpy.float32(scale))
         return out
 
     def erf(self, x: numpy.ndarray) -> numpy.ndarray:

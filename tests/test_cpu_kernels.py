@@ -104,3 +104,43 @@ def test_the_switch_turns_the_kernels_off(monkeypatch: pytest.MonkeyPatch) -> No
 def test_import_tensorlite_does_not_import_numba() -> None:
     code = "import sys, tensorlite as tl; tl.randn(3).sum(); assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def softmax_case(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    x = (3 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+    x[..., 0, :] = -np.inf  # a fully masked row
+    x[..., 1, 2] = np.nan  # a NaN row
+    return x
+
+
+@pytest.mark.parametrize("empty_rows_zero", [False, True])
+@pytest.mark.parametrize("mask_shape", [None, (5, 7), (1, 7), (1, 1, 5, 7), (3, 1, 5, 7)])
+def test_softmax_kernels_agree_with_the_reference_math(empty_rows_zero: bool, mask_shape) -> None:
+    """Same values (float32 rounding), same NaN rows, zeros for empty rows only when asked; masks of one (L, n)
+    block repeated over the rows are fused, others take the reference path; forward and backward."""
+    x = softmax_case((3, 2, 5, 7))
+    mask = None
+    if mask_shape is not None:
+        mask = np.where(np.random.default_rng(1).random(mask_shape) < 0.3, -np.inf, 0).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        ours = CPU.softmax(x, 0.5, mask, empty_rows_zero)
+        ref = Backend.softmax(CPU, x, 0.5, mask, empty_rows_zero)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-7)
+    assert np.isnan(ours[:, :, 1]).all() and np.isnan(ours[:, :, 0]).all() != empty_rows_zero
+    g = np.random.default_rng(2).standard_normal(x.shape).astype(np.float32)
+    p = np.nan_to_num(ref)
+    np.testing.assert_allclose(CPU.softmax_backward(g, p, 0.25), Backend.softmax_backward(CPU, g, p, 0.25),
+                               rtol=1e-5, atol=1e-6)
+    in_place = g.copy()
+    assert CPU.softmax_backward(in_place, p, 0.25, out=in_place) is in_place
+    np.testing.assert_allclose(in_place, Backend.softmax_backward(CPU, g, p, 0.25), rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_kernel_is_exact_on_a_wide_range() -> None:
+    """Against float64: rows of 1..1000 scores spread over +-80 (the exp polynomial's whole range)."""
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 17, 64, 1000):
+        x = rng.uniform(-80, 80, (50, n)).astype(np.float32)
+        want = np.exp(x.astype(np.float64) - x.max(-1, keepdims=True))
+        want /= want.sum(-1, keepdims=True)
+        np.testing.assert_allclose(CPU.softmax(x), want, rtol=2e-6, atol=1e-9)

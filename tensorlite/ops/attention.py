@@ -34,20 +34,6 @@ def causal_mask(device: Any, L: int, S: int, dtype: Any, offset: int = 0) -> Any
     return xp.where(visible, 0.0, -math.inf).astype(dtype)
 
 
-def _softmax_(xp: Any, scores: Any) -> Any:
-    """Softmax over the last axis of ``scores``, in place and numerically stable.
-
-    A fully masked row has max -inf: it is shifted by a finite number instead, so that its
-    exponentials are 0 (not NaN), and divided by max(sum, 1) (a visible row sums to >= 1).
-    """
-    row_max = scores.max(axis=-1, keepdims=True)
-    xp.maximum(row_max, xp.finfo(scores.dtype).min, out=row_max)
-    scores -= row_max
-    weights = xp.exp(scores, out=scores)
-    weights /= xp.maximum(weights.sum(axis=-1, keepdims=True), 1.0)
-    return weights
-
-
 def _matmul_like(xp: Any, a: Any, b: Any, like: Any) -> Any:
     """``a @ b``, laid out in memory like ``like`` (whose batch and row dimensions it shares).
 
@@ -71,10 +57,7 @@ class ScaledDotProductAttention(Function):
         self.q, self.k, self.v, self.scale = q, k, v, scale
         self.mask_shape = None if mask is None else mask.shape
         scores = q @ xp.swapaxes(k, -1, -2)  # (..., L, S)
-        scores *= scale
-        if mask is not None:
-            scores += mask  # checked to broadcast to the scores' shape
-        weights = _softmax_(xp, scores)
+        weights = self.backend.softmax(scores, scale, mask, empty_rows_zero=True, out=scores)  # mask: checked
         self.weights = weights  # P before dropout
         self.keep = None
         if dropout_p > 0:
@@ -92,12 +75,12 @@ class ScaledDotProductAttention(Function):
         gs = g @ xp.swapaxes(v, -1, -2)  # (..., L, S): gradient of the dropped-out weights
         if self.keep is not None:
             gs *= self.keep
-        # Softmax backward: dS = P * (dP - rowsum(dP * P)).
-        gs -= (gs * p).sum(axis=-1, keepdims=True)
-        gs *= p
-        if self.needs_grad(3):
+        if self.needs_grad(3):  # the mask's gradient is dS itself, before the scale
+            gs = self.backend.softmax_backward(gs, p, out=gs)
             gmask = unbroadcast(gs, self.mask_shape)
-        gs *= self.scale
+            gs *= self.scale
+        else:  # dS = P * (dP - rowsum(dP * P)), scaled, in one pass
+            gs = self.backend.softmax_backward(gs, p, self.scale, out=gs)
         if self.needs_grad(0):
             gq = unbroadcast(_matmul_like(xp, gs, k, q), q.shape)
         if self.needs_grad(1):
@@ -182,10 +165,8 @@ class KVCacheAttention(Function):
         cache[:, :, :, pos:pos + T] = qkv[1:]
         q, k, v = qkv[0], cache[0, :, :, :pos + T], cache[1, :, :, :pos + T]  # (B, nh, T or pos + T, hs)
         scores = q @ xp.swapaxes(k, -1, -2)  # (B, nh, T, pos + T)
-        scores *= 1.0 / math.sqrt(C // n_head)
-        if mask is not None:
-            scores += mask
-        y = _softmax_(xp, scores) @ v  # (B, nh, T, hs)
+        weights = self.backend.softmax(scores, 1.0 / math.sqrt(C // n_head), mask, empty_rows_zero=True, out=scores)
+        y = weights @ v  # (B, nh, T, hs)
         return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # the heads side by side
 
 

@@ -102,14 +102,19 @@ class Logsumexp(Function):
 
 
 class Softmax(Function):
+    """exp(x) / sum(exp(x)) along ``dim``, through the backend's softmax kernel on the last axis (other axes
+    are moved there and back: views)."""
+
     def forward(self, x, dim):
-        e = self.xp.exp(x - x.max(axis=dim, keepdims=True))
-        self.out, self.dim = e / e.sum(axis=dim, keepdims=True), dim
+        xp = self.xp
+        self.dim = dim
+        self.out = xp.moveaxis(self.backend.softmax(xp.moveaxis(x, dim, -1)), -1, dim)
         return self.out
 
     def backward(self, g):
-        s = self.out
-        return (s * (g - (g * s).sum(axis=self.dim, keepdims=True)), None)
+        xp, dim = self.xp, self.dim
+        grad = self.backend.softmax_backward(xp.moveaxis(g, dim, -1), xp.moveaxis(self.out, dim, -1))
+        return (xp.moveaxis(grad, -1, dim), None)
 
 
 class LogSoftmax(Function):
