@@ -138,6 +138,36 @@ class Backend:
             out *= scale
         return out
 
+    def layer_norm(self, x: Array, weight: Array | None, bias: Array | None, eps: float) -> tuple[Array, Any]:
+        """Each row of ``x`` (N, D) standardised, ``xhat = (x - mean) / sqrt(var + eps)``, then ``xhat * weight +
+        bias`` (D,) (either may be None); and what ``layer_norm_backward`` needs. Row means are matrix-vector
+        products (BLAS), several times faster than NumPy's reductions along short rows."""
+        xp = self.xp
+        row_mean = xp.full(x.shape[1], 1.0 / x.shape[1], dtype=x.dtype)  # rows @ row_mean = each row's mean
+        xhat = x - (x @ row_mean)[:, None]
+        inv_std = (1.0 / xp.sqrt((xhat * xhat) @ row_mean + eps))[:, None]  # (N, 1)
+        xhat *= inv_std
+        out = xhat * weight if weight is not None else xhat.copy()
+        if bias is not None:
+            out += bias
+        return out, (xhat, inv_std, row_mean)
+
+    def layer_norm_backward(self, g: Array, x: Array, weight: Array | None, saved: Any
+                            ) -> tuple[Array, Array, Array]:
+        """Gradients of ``layer_norm`` for its input (N, D), weight and bias (D,), from that of its output ``g``:
+        ``dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))`` with ``dxhat = g * weight``."""
+        xhat, inv_std, row_mean = saved
+        g_xhat = g * xhat
+        ones = self.xp.ones(xhat.shape[0], dtype=xhat.dtype)  # ones @ rows = the sum over rows
+        gw, gb = ones @ g_xhat, ones @ g
+        # dxhat's row means, and those of dxhat * xhat, are products with weight / D.
+        w_mean = row_mean if weight is None else weight * row_mean
+        gx = g * weight if weight is not None else g.copy()
+        gx -= (g @ w_mean)[:, None]
+        gx -= xhat * (g_xhat @ w_mean)[:, None]
+        gx *= inv_std
+        return gx, gw, gb
+
     def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
         """A read-only view of ``x`` broadcast to ``shape`` (no copy): how reductions send a gradient back."""
         return self.xp.broadcast_to(x, shape)

@@ -161,3 +161,49 @@ def softmax_backward_rows(g, p, out, scale):
             dot += g[r, j] * p[r, j]
         for j in range(n):
             out[r, j] = scale * p[r, j] * (g[r, j] - dot)
+
+
+@numba.njit(**JIT)
+def layer_norm_rows(x, weight, bias, eps, out, mean, rstd):
+    """out[r] = (x[r] - mean[r]) * rstd[r] * weight + bias for each row r of x (N, D), with the row's mean and
+    1 / sqrt(biased variance + eps), which it stores in ``mean`` and ``rstd`` (N,) for the backward pass."""
+    rows, n = x.shape
+    for r in range(rows):
+        total = F32(0.0)
+        for j in range(n):
+            total += x[r, j]
+        mu = total / n
+        total = F32(0.0)
+        for j in range(n):
+            d = x[r, j] - mu
+            total += d * d
+        inv = ONE / numpy.sqrt(total / n + eps)
+        for j in range(n):
+            out[r, j] = (x[r, j] - mu) * inv * weight[j] + bias[j]
+        mean[r] = mu
+        rstd[r] = inv
+
+
+@numba.njit(**JIT)
+def layer_norm_backward_rows(g, x, weight, mean, rstd, gx, gw, gb):
+    """Gradients of ``layer_norm_rows`` from that of its output g (N, D): gx (N, D), and gw, gb (D,) summed over
+    rows. With xhat = (x - mean) * rstd and dxhat = g * weight, gx = rstd (dxhat - mean(dxhat) - xhat
+    mean(dxhat xhat)), means over the row; gw = sum(g xhat), gb = sum(g)."""
+    rows, n = x.shape
+    gw[:] = 0
+    gb[:] = 0
+    for r in range(rows):
+        mu, inv = mean[r], rstd[r]
+        total, total_x = F32(0.0), F32(0.0)
+        for j in range(n):
+            xhat = (x[r, j] - mu) * inv
+            dxhat = g[r, j] * weight[j]
+            total += dxhat
+            total_x += dxhat * xhat
+            gw[j] += g[r, j] * xhat
+            gb[j] += g[r, j]
+        total /= n
+        total_x /= n
+        for j in range(n):
+            xhat = (x[r, j] - mu) * inv
+            gx[r, j] = inv * (g[r, j] * weight[j] - total - xhat * total_x)

@@ -7,7 +7,7 @@ import ctypes.util
 import functools
 import os
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy
 
@@ -48,6 +48,13 @@ def compiled_kernels() -> ModuleType | None:
 def _float32_kernel(x: numpy.ndarray) -> ModuleType | None:
     """The compiled kernels if they serve ``x`` (float32), else None."""
     return compiled_kernels() if x.dtype == numpy.float32 else None
+
+
+class RowStats(NamedTuple):
+    """What the compiled layer_norm keeps for its backward: each row's mean and 1 / std, float32 (N,)."""
+
+    mean: numpy.ndarray
+    rstd: numpy.ndarray
 
 
 def _row_block(mask: numpy.ndarray | None, shape: tuple[int, ...]) -> numpy.ndarray | None:
@@ -222,6 +229,32 @@ class NumpyBackend(Backend):
         n = p.shape[-1]
         kernels.softmax_backward_rows(g.reshape(-1, n), p.reshape(-1, n), out.reshape(-1, n), numpy.float32(scale))
         return out
+
+    def layer_norm(self, x: numpy.ndarray, weight: numpy.ndarray | None, bias: numpy.ndarray | None, eps: float
+                   ) -> tuple[numpy.ndarray, Any]:
+        """One compiled pass over float32 rows; saves each row's mean and 1 / std (not xhat: backward recomputes
+        it), as PyTorch does."""
+        kernels = _float32_kernel(x)
+        if kernels is None or not x.flags.c_contiguous:
+            return super().layer_norm(x, weight, bias, eps)
+        n, d = x.shape
+        weight = numpy.ones(d, numpy.float32) if weight is None else numpy.ascontiguousarray(weight)
+        bias = numpy.zeros(d, numpy.float32) if bias is None else numpy.ascontiguousarray(bias)
+        out, mean, rstd = numpy.empty((n, d), numpy.float32), *numpy.empty((2, n), numpy.float32)
+        kernels.layer_norm_rows(x, weight, bias, numpy.float32(eps), out, mean, rstd)
+        return out, RowStats(mean, rstd)
+
+    def layer_norm_backward(self, g: numpy.ndarray, x: numpy.ndarray, weight: numpy.ndarray | None, saved: Any
+                            ) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        if not isinstance(saved, RowStats):  # layer_norm ran the reference math
+            return super().layer_norm_backward(g, x, weight, saved)
+        mean, rstd = saved
+        n, d = x.shape
+        weight = numpy.ones(d, numpy.float32) if weight is None else numpy.ascontiguousarray(weight)
+        gx, (gw, gb) = numpy.empty((n, d), numpy.float32), numpy.empty((2, d), numpy.float32)
+        kernels = compiled_kernels()
+        kernels.layer_norm_backward_rows(numpy.ascontiguousarray(g, numpy.float32), x, weight, mean, rstd, gx, gw, gb)
+        return gx, gw, gb
 
     def erf(self, x: numpy.ndarray) -> numpy.ndarray:
         """float32 and narrower: ``erf_float32``. float64: SciPy's erf (exact to rounding) when SciPy is

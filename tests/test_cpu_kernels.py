@@ -144,3 +144,19 @@ def test_softmax_kernel_is_exact_on_a_wide_range() -> None:
         want = np.exp(x.astype(np.float64) - x.max(-1, keepdims=True))
         want /= want.sum(-1, keepdims=True)
         np.testing.assert_allclose(CPU.softmax(x), want, rtol=2e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_kernels_agree_with_the_reference_math(affine: bool) -> None:
+    """Output and all three gradients to float32 rounding, rows of very different scales and offsets."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((64, 48)) * rng.uniform(1e-2, 1e2, (64, 1)) + rng.uniform(-50, 50, (64, 1)))
+    x = x.astype(np.float32)
+    w, b = (rng.standard_normal((2, 48)).astype(np.float32) if affine else (None, None))
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    out, saved = CPU.layer_norm(x, w, b, 1e-5)
+    ref, ref_saved = Backend.layer_norm(CPU, x, w, b, 1e-5)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=2e-5)
+    reference = Backend.layer_norm_backward(CPU, g, x, w, ref_saved)
+    for ours, want in zip(CPU.layer_norm_backward(g, x, w, saved), reference):
+        np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
