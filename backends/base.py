@@ -168,6 +168,35 @@ class Backend:
         gx *= inv_std
         return gx, gw, gb
 
+    def adam_update(self, p: Array, g: Array, m: Array, v: Array, *, lr: float, beta1: float, beta2: float,
+                    eps: float, step: int, decay: float = 1.0, max_v: Array | None = None) -> None:
+        """One Adam step on a parameter ``p`` with gradient ``g`` and moment estimates ``m``, ``v`` (all one shape),
+        in place: ``p *= decay`` (AdamW's decoupled weight decay), then, as PyTorch::
+
+            m = beta1 * m + (1 - beta1) * g        v = beta2 * v + (1 - beta2) * g * g
+            p -= lr / (1 - beta1**step) * m / (sqrt(v) / sqrt(1 - beta2**step) + eps)
+
+        ``max_v`` (AMSGrad): the running maximum of ``v``, updated in place and used instead of ``v``.
+        """
+        xp = self.xp
+        if decay != 1.0:
+            p *= decay
+        scratch = xp.subtract(g, m, out=xp.empty_like(p))  # out=: an array even for a 0-d parameter
+        scratch *= 1 - beta1
+        m += scratch
+        xp.multiply(g, g, out=scratch)
+        scratch *= 1 - beta2
+        v *= beta2
+        v += scratch
+        if max_v is not None:
+            v = xp.maximum(max_v, v, out=max_v)
+        denom = xp.sqrt(v, out=scratch)
+        denom /= (1 - beta2**step) ** 0.5
+        denom += eps
+        update = xp.divide(m, denom, out=scratch)
+        update *= lr / (1 - beta1**step)
+        p -= update
+
     def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
         """A read-only view of ``x`` broadcast to ``shape`` (no copy): how reductions send a gradient back."""
         return self.xp.broadcast_to(x, shape)

@@ -31,6 +31,7 @@ import numpy
 F32 = numpy.float32
 FASTMATH = {"contract", "reassoc", "nsz", "arcp"}  # not nnan / ninf: NaN and inf must propagate
 JIT = {"cache": True, "error_model": "numpy", "fastmath": FASTMATH, "nogil": True}
+IN_ORDER = {**JIT, "fastmath": False}  # each operation rounded as written (no FMA): an optimizer step as PyTorch's
 
 # erf(z) = z P(z^2) / Q(z^2) on [-4, 4]
 _P = [F32(c) for c in (1.12837918e+00, 1.84715104e-01, 5.43322920e-02, 3.83960133e-03, 3.82655194e-04,
@@ -207,3 +208,18 @@ def layer_norm_backward_rows(g, x, weight, mean, rstd, gx, gw, gb):
         for j in range(n):
             xhat = (x[r, j] - mu) * inv
             gx[r, j] = inv * (g[r, j] * weight[j] - total - xhat * total_x)
+
+
+@numba.njit(**IN_ORDER)
+def adam_update(p, g, m, v, decay, one_minus_beta1, beta2, one_minus_beta2, step_size, bias2_sqrt, eps):
+    """One Adam(W) step on flat float32 arrays, in place, in one pass, rounded as PyTorch's sequence of ops:
+    p *= decay (AdamW's weight decay), m += (1 - beta1) (g - m), v = beta2 v + (1 - beta2) g^2,
+    p -= step_size (m / (sqrt(v) / bias2_sqrt + eps))."""
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i] + one_minus_beta1 * (gi - m[i])
+        vi = beta2 * v[i] + one_minus_beta2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        pi = p[i] * decay
+        p[i] = pi - step_size * (mi / (numpy.sqrt(vi) / bias2_sqrt + eps))

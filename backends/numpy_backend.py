@@ -256,6 +256,19 @@ class NumpyBackend(Backend):
         kernels.layer_norm_backward_rows(numpy.ascontiguousarray(g, numpy.float32), x, weight, mean, rstd, gx, gw, gb)
         return gx, gw, gb
 
+    def adam_update(self, p: numpy.ndarray, g: numpy.ndarray, m: numpy.ndarray, v: numpy.ndarray, *, lr: float,
+                    beta1: float, beta2: float, eps: float, step: int, decay: float = 1.0,
+                    max_v: numpy.ndarray | None = None) -> None:
+        """One compiled pass for float32 parameters (AMSGrad: the reference math)."""
+        kernels = _float32_kernel(p)
+        if kernels is None or max_v is not None or not all(a.flags.c_contiguous for a in (p, g, m, v)):
+            return super().adam_update(p, g, m, v, lr=lr, beta1=beta1, beta2=beta2, eps=eps, step=step, decay=decay,
+                                       max_v=max_v)
+        f32 = numpy.float32
+        kernels.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), f32(decay), f32(1 - beta1),
+                            f32(beta2), f32(1 - beta2), f32(lr / (1 - beta1**step)), f32((1 - beta2**step) ** 0.5),
+                            f32(eps))
+
     def erf(self, x: numpy.ndarray) -> numpy.ndarray:
         """float32 and narrower: ``erf_float32``. float64: SciPy's erf (exact to rounding) when SciPy is
         installed, else ``erf_approx``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tensorlite.creation import zeros_like
-from tensorlite.optim.optimizer import Optimizer, ParamsT, gradient, lerp_
+from tensorlite.optim.optimizer import Optimizer, ParamsT, gradient
 from tensorlite.tensor import Tensor
 
 
@@ -31,7 +31,6 @@ class Adam(Optimizer):
             self._check(0 <= beta < 1, f"beta parameter at index {i}", beta, "0 <= beta < 1")
 
     def _update(self, p: Tensor, group: dict[str, Any]) -> None:
-        xp = p._device.backend.xp
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         state = self.state[p]
         if not state:
@@ -39,30 +38,16 @@ class Adam(Optimizer):
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = zeros_like(p)
         state["step"] += 1
-        step = state["step"]
 
+        decay = 1.0
         if group["decoupled_weight_decay"]:
-            if weight_decay != 0:
-                p._data *= 1 - lr * weight_decay
+            decay = 1 - lr * weight_decay
             g = gradient(p, group["maximize"], 0)
         else:
             g = gradient(p, group["maximize"], weight_decay)
-        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-        scratch = xp.empty_like(p._data)
-        lerp_(xp, m, g, 1 - beta1, scratch)
-        xp.multiply(g, g, out=scratch)
-        scratch *= 1 - beta2
-        v *= beta2
-        v += scratch
-        if group["amsgrad"]:
-            v = xp.maximum(state["max_exp_avg_sq"]._data, v, out=state["max_exp_avg_sq"]._data)
-
-        denom = xp.sqrt(v, out=scratch)
-        denom /= (1 - beta2**step) ** 0.5
-        denom += eps
-        update = xp.divide(m, denom, out=scratch)
-        update *= lr / (1 - beta1**step)
-        p._data -= update
+        max_v = state["max_exp_avg_sq"]._data if group["amsgrad"] else None
+        p._device.backend.adam_update(p._data, g, state["exp_avg"]._data, state["exp_avg_sq"]._data, lr=lr,
+                                      beta1=beta1, beta2=beta2, eps=eps, step=state["step"], decay=decay, max_v=max_v)
 
 
 class AdamW(Adam):
