@@ -14,11 +14,26 @@ kernel that does the same math in one pass over memory (``NumpyBackend`` with Nu
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy
 
 Array = Any  # a numpy.ndarray, a cupy.ndarray, or a simulated device array
+
+
+def window_slices(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+                  out_size: tuple[int, int]) -> Iterator[tuple[int, int, slice, slice]]:
+    """For each kernel offset (i, j): i, j and the (rows, cols) slices of the padded input it meets in every window."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+
+
+def overlapping_windows(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> bool:
+    """Whether neighbouring windows share input elements (a stride shorter than the dilated kernel)."""
+    return any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
 
 
 class Backend:
@@ -196,6 +211,43 @@ class Backend:
         update = xp.divide(m, denom, out=scratch)
         update *= lr / (1 - beta1**step)
         p -= update
+
+    def relu_backward(self, g: Array, out: Array) -> Array:
+        """The gradient of ReLU's input: ``g`` where its output ``out`` is positive, else 0."""
+        return g * (out > 0)
+
+    def max_pool2d(self, padded: Array, kernel: tuple[int, int], stride: tuple[int, int],
+                   dilation: tuple[int, int], out_size: tuple[int, int]) -> tuple[Array, Any]:
+        """The maximum of each window of ``padded`` (N, C, Hp, Wp): (N, C, OH, OW) in ``padded``'s memory order, and
+        what ``max_pool2d_backward`` needs. One strided view per kernel offset holds that element of every
+        window, so the max is an elementwise maximum of KH * KW views (no window copy)."""
+        xp = self.xp
+        slices = [(rows, cols) for _, _, rows, cols in window_slices(kernel, stride, dilation, out_size)]
+        out = xp.copy(padded[:, :, slices[0][0], slices[0][1]], order="K")
+        for rows, cols in slices[1:]:
+            xp.maximum(out, padded[:, :, rows, cols], out=out)
+        return out, (padded, out, slices, overlapping_windows(kernel, stride, dilation))
+
+    def max_pool2d_backward(self, g: Array, saved: Any) -> Array:
+        """The gradient of ``max_pool2d``'s input (N, C, Hp, Wp): each window's gradient goes to its first maximum,
+        as PyTorch's."""
+        xp = self.xp
+        padded, out, slices, overlapping = saved
+        if g.strides != out.strides:  # one copy into the output's memory order: mixed orders are slow
+            ordered = xp.empty_like(out)
+            ordered[...] = g
+            g = ordered
+        gpadded = xp.zeros_like(padded)
+        unclaimed = xp.ones_like(out, dtype=bool)  # windows whose maximum has not been met yet
+        for rows, cols in slices:  # in window order, so ties go to the first maximum
+            hit = padded[:, :, rows, cols] == out
+            hit &= unclaimed
+            unclaimed ^= hit
+            if overlapping:
+                gpadded[:, :, rows, cols] += hit * g
+            else:  # every input element is in one window at most: write in place, no temporary
+                xp.multiply(hit, g, out=gpadded[:, :, rows, cols])
+        return gpadded
 
     def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
         """A read-only view of ``x`` broadcast to ``shape`` (no copy): how reductions send a gradient back."""

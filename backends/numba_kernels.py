@@ -223,3 +223,52 @@ def adam_update(p, g, m, v, decay, one_minus_beta1, beta2, one_minus_beta2, step
         v[i] = vi
         pi = p[i] * decay
         p[i] = pi - step_size * (mi / (numpy.sqrt(vi) / bias2_sqrt + eps))
+
+
+@numba.njit(**JIT)
+def max_pool(x, kernel, stride, dilation, out, arg):
+    """Max pooling of x (P, H, W, Q) over (H, W) windows into out (P, OH, OW, Q), and each window's first maximum
+    as an offset i * KW + j in ``arg`` (uint8). P and Q are whatever the layout puts outside and inside (channels
+    and batch), so the innermost loop runs along memory. NaN wins, as in PyTorch."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    planes, oh_size, ow_size, inner = out.shape
+    for p in range(planes):
+        for oh in range(oh_size):
+            for ow in range(ow_size):
+                for q in range(inner):
+                    out[p, oh, ow, q] = x[p, oh * sh, ow * sw, q]
+                    arg[p, oh, ow, q] = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        if i == 0 and j == 0:
+                            continue
+                        r, c = oh * sh + i * dh, ow * sw + j * dw
+                        offset = numpy.uint8(i * kw + j)
+                        for q in range(inner):
+                            v = x[p, r, c, q]
+                            better = v > out[p, oh, ow, q] or (v != v and out[p, oh, ow, q] == out[p, oh, ow, q])
+                            out[p, oh, ow, q] = v if better else out[p, oh, ow, q]
+                            arg[p, oh, ow, q] = offset if better else arg[p, oh, ow, q]
+
+
+@numba.njit(**JIT)
+def max_pool_backward(g, arg, kernel, stride, dilation, gx):
+    """Adds each window's gradient g (P, OH, OW, Q) to the input position of its maximum in gx (P, H, W, Q),
+    which starts at zero."""
+    kw = kernel[1]
+    (sh, sw), (dh, dw) = stride, dilation
+    planes, oh_size, ow_size, inner = g.shape
+    gx[:] = 0
+    for p in range(planes):
+        for oh in range(oh_size):
+            for ow in range(ow_size):
+                for q in range(inner):
+                    k = arg[p, oh, ow, q]
+                    gx[p, oh * sh + (k // kw) * dh, ow * sw + (k % kw) * dw, q] += g[p, oh, ow, q]
+
+
+@numba.njit(**JIT)
+def relu_backward(g, out, gx):
+    """gx = g where the ReLU's output is positive, else 0 (flat float32 arrays in one memory order)."""
+    for i in range(g.size):
+        gx[i] = g[i] if out[i] > 0 else F32(0.0)

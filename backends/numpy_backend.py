@@ -57,6 +57,38 @@ class RowStats(NamedTuple):
     rstd: numpy.ndarray
 
 
+class PoolArgmax(NamedTuple):
+    """What the compiled max_pool2d keeps for its backward: each window's argmax offset (P, OH, OW, Q) uint8,
+    the layout (NCHW, or batch innermost), and the geometry."""
+
+    arg: numpy.ndarray
+    nchw: bool
+    padded_shape: tuple[int, ...]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+
+
+def _planes_view(x: numpy.ndarray) -> tuple[numpy.ndarray, bool] | None:
+    """``x`` (N, C, H, W) as a C-contiguous (P, H, W, Q) view for the pooling kernels: (N * C, H, W, 1) if ``x``
+    is NCHW, (C, H, W, N) if its batch is innermost in memory (as convolutions lay it out); and which it was."""
+    if x.flags.c_contiguous:
+        return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:], 1), True
+    batch_innermost = x.transpose(1, 2, 3, 0)
+    if batch_innermost.flags.c_contiguous:
+        return batch_innermost, False
+    return None
+
+
+def _flat(x: numpy.ndarray) -> numpy.ndarray | None:
+    """A 1-D view of ``x``'s elements in memory order, if they fill one block of memory (C order, or any order of
+    axes, as a transposed view has); else None."""
+    if x.flags.c_contiguous:
+        return x.reshape(-1)
+    in_memory_order = x.transpose(sorted(range(x.ndim), key=lambda axis: -x.strides[axis]))
+    return in_memory_order.reshape(-1) if in_memory_order.flags.c_contiguous else None
+
+
 def _row_block(mask: numpy.ndarray | None, shape: tuple[int, ...]) -> numpy.ndarray | None:
     """The additive mask as an (L, n) float32 block that repeats over the rows of ``shape`` (..., L, n), or None
     if it does not (then the caller adds it the general way). No mask: one row of zeros."""
@@ -268,6 +300,44 @@ class NumpyBackend(Backend):
         kernels.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), f32(decay), f32(1 - beta1),
                             f32(beta2), f32(1 - beta2), f32(lr / (1 - beta1**step)), f32((1 - beta2**step) ** 0.5),
                             f32(eps))
+
+    def relu_backward(self, g: numpy.ndarray, out: numpy.ndarray) -> numpy.ndarray:
+        """One compiled pass when ``g`` and ``out`` are float32 and laid out alike (as a ReLU between a convolution
+        and a pooling has them); else the reference math."""
+        kernels = _float32_kernel(out)
+        flat_g, flat_out = _flat(g), _flat(out)
+        if kernels is None or flat_g is None or flat_out is None or g.strides != out.strides or g.dtype != out.dtype:
+            return super().relu_backward(g, out)
+        gx = numpy.empty_like(out)  # out's memory order, so that _flat gives the same element order
+        kernels.relu_backward(flat_g, flat_out, _flat(gx))
+        return gx
+
+    def max_pool2d(self, padded: numpy.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                   dilation: tuple[int, int], out_size: tuple[int, int]) -> tuple[numpy.ndarray, Any]:
+        """One compiled pass for float32 in NCHW or batch-innermost (C, H, W, N) memory order, saving each window's
+        argmax (uint8) for backward; the reference math for other layouts and kernels of over 255 offsets."""
+        kernels = _float32_kernel(padded)
+        planes = _planes_view(padded)
+        if kernels is None or planes is None or kernel[0] * kernel[1] > 255:
+            return super().max_pool2d(padded, kernel, stride, dilation, out_size)
+        x4, nchw = planes
+        out4 = numpy.empty((x4.shape[0], *out_size, x4.shape[3]), numpy.float32)
+        arg = numpy.empty(out4.shape, numpy.uint8)
+        kernels.max_pool(x4, kernel, stride, dilation, out4, arg)
+        n, c = padded.shape[:2]
+        out = out4.reshape(n, c, *out_size) if nchw else out4.transpose(3, 0, 1, 2)
+        return out, PoolArgmax(arg, nchw, padded.shape, kernel, stride, dilation)
+
+    def max_pool2d_backward(self, g: numpy.ndarray, saved: Any) -> numpy.ndarray:
+        if not isinstance(saved, PoolArgmax):  # max_pool2d ran the reference math
+            return super().max_pool2d_backward(g, saved)
+        (n, c, hp, wp), arg = saved.padded_shape, saved.arg
+        # g in the saved layout (a copy only if it came in another one)
+        g4 = (numpy.ascontiguousarray(g, numpy.float32).reshape(arg.shape) if saved.nchw
+              else numpy.ascontiguousarray(g.transpose(1, 2, 3, 0), numpy.float32))
+        gx4 = numpy.empty((arg.shape[0], hp, wp, arg.shape[3]), numpy.float32)
+        compiled_kernels().max_pool_backward(g4, arg, saved.kernel, saved.stride, saved.dilation, gx4)
+        return gx4.reshape(n, c, hp, wp) if saved.nchw else gx4.transpose(3, 0, 1, 2)
 
     def erf(self, x: numpy.ndarray) -> numpy.ndarray:
         """float32 and narrower: ``erf_float32``. float64: SciPy's erf (exact to rounding) when SciPy is

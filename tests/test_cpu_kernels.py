@@ -177,3 +177,41 @@ def test_adam_kernel_agrees_with_the_reference_math(decay: float) -> None:
     for a, b in zip(ours, ref):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert not np.array_equal(ours[0], start)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "batch-innermost"])
+@pytest.mark.parametrize("kernel, stride, dilation", [((2, 2), (2, 2), (1, 1)), ((3, 3), (1, 2), (1, 1)),
+                                                      ((2, 3), (2, 1), (2, 1))])
+def test_max_pool_kernels_agree_with_the_reference_math(layout: str, kernel, stride, dilation) -> None:
+    """Ties (values on a coarse lattice) go to the first maximum, NaN wins, -inf padding never does; overlapping
+    windows add their gradients; both memory orders; forward and backward equal the reference exactly."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(-2, 3, (3, 4, 9, 10)).astype(np.float32)
+    x[0, 0, 1, 1] = np.nan
+    x[:, :, 0, :] = -np.inf  # a padding row
+    if layout == "batch-innermost":
+        x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    out_size = tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(x.shape[2:], kernel, stride, dilation))
+    ours, saved = CPU.max_pool2d(x, kernel, stride, dilation, out_size)
+    ref, ref_saved = Backend.max_pool2d(CPU, x, kernel, stride, dilation, out_size)
+    assert not isinstance(saved, tuple) or type(saved).__name__ == "PoolArgmax", "expected the compiled kernel"
+    np.testing.assert_array_equal(ours, ref)
+    assert ours.strides == ref.strides
+    g = rng.standard_normal(ours.shape).astype(np.float32)
+    ours_grad = CPU.max_pool2d_backward(g, saved)
+    ref_grad = Backend.max_pool2d_backward(CPU, g, ref_saved)
+    finite = ~np.isnan(x)  # the reference math sends no gradient to a NaN maximum (NaN == NaN is false)
+    np.testing.assert_allclose(ours_grad[finite], ref_grad[finite], rtol=1e-6, atol=1e-6)
+
+
+def test_relu_backward_kernel_takes_any_shared_layout() -> None:
+    """C order, a transposed layout shared by g and out (the kernel), and mixed layouts (the reference math)."""
+    rng = np.random.default_rng(7)
+    out = np.maximum(rng.standard_normal((4, 3, 5)).astype(np.float32), 0)
+    out[0, 0, 0] = np.nan
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    want = g * (out > 0)
+    for o, gg in ((out, g), (np.asfortranarray(out), np.asfortranarray(g)), (out, np.asfortranarray(g)),
+                  (out, np.broadcast_to(np.float32(2), out.shape))):
+        np.testing.assert_array_equal(CPU.relu_backward(gg, o), np.asarray(gg) * (out > 0))
+    np.testing.assert_array_equal(CPU.relu_backward(g, out), want)

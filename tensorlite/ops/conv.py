@@ -17,21 +17,11 @@ per kernel offset (KH * KW iterations, no scatter).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tensorlite.autograd import Function
+from tensorlite.backends.base import window_slices
 from tensorlite.tensor import Tensor
 
 Padding = int | tuple[int, ...] | str  # PyTorch's padding argument: sizes, "same" or "valid"
-
-
-def window_slices(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
-                  out_size: tuple[int, int]) -> Iterator[tuple[int, int, slice, slice]]:
-    """For each kernel offset (i, j): i, j and the (rows, cols) slices of the padded input it meets in every window."""
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
-    for i in range(kh):
-        for j in range(kw):
-            yield i, j, slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
 
 
 def ntuple(op: str, name: str, value: int | tuple[int, ...], n: int, minimum: int) -> tuple[int, ...]:

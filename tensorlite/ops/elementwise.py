@@ -221,11 +221,11 @@ class Sigmoid(Function):
 
 class Relu(Function):
     def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
+        self.out = self.xp.maximum(x, 0, dtype=x.dtype)  # keeps x's memory order; NaN stays NaN
+        return self.out
 
     def backward(self, g):
-        return (g * self.mask,)
+        return (self.backend.relu_backward(g, self.out),)
 
 
 class LeakyRelu(Function):

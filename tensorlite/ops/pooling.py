@@ -15,39 +15,22 @@ Adaptive average pooling is linear and separable: ``out = A_h @ x @ A_w.T``, whe
 from __future__ import annotations
 
 from tensorlite.autograd import Function
-from tensorlite.ops.conv import ntuple, pad2d, window_slices
+from tensorlite.backends.base import overlapping_windows, window_slices
+from tensorlite.ops.conv import ntuple, pad2d
 from tensorlite.tensor import Tensor
 
 
 class MaxPool(Function):
+    """Max pooling through the backend's kernel (one compiled pass on the CPU, which saves each window's argmax)."""
+
     def forward(self, x, kernel, stride, padding, dilation, out_size):
-        self.padded = pad2d(self.xp, x, padding, float("-inf"))
-        self.slices = list(window_slices(kernel, stride, dilation, out_size))
         self.crop = (padding[0][0], padding[1][0], *x.shape[2:])
-        self.overlapping = _overlapping(kernel, stride, dilation)
-        _, _, rows, cols = self.slices[0]
-        self.out = self.xp.copy(self.padded[:, :, rows, cols], order="K")  # in the input's memory order
-        for _, _, rows, cols in self.slices[1:]:
-            self.xp.maximum(self.out, self.padded[:, :, rows, cols], out=self.out)
-        return self.out
+        out, self.saved = self.backend.max_pool2d(pad2d(self.xp, x, padding, float("-inf")), kernel, stride, dilation,
+                                                  out_size)
+        return out
 
     def backward(self, g):
-        xp, padded = self.xp, self.padded
-        if g.strides != self.out.strides:  # one copy into the output's memory order: mixed orders are slow
-            ordered = xp.empty_like(self.out)
-            ordered[...] = g
-            g = ordered
-        gpadded = xp.zeros_like(padded)
-        unclaimed = xp.ones_like(self.out, dtype=bool)  # windows whose maximum has not been met yet
-        for _, _, rows, cols in self.slices:  # in window order, so ties go to the first maximum
-            hit = padded[:, :, rows, cols] == self.out
-            hit &= unclaimed
-            unclaimed ^= hit
-            if self.overlapping:
-                gpadded[:, :, rows, cols] += hit * g
-            else:  # every input element is in one window at most: write in place, no temporary
-                xp.multiply(hit, g, out=gpadded[:, :, rows, cols])
-        return (_crop(gpadded, self.crop),)
+        return (_crop(self.backend.max_pool2d_backward(g, self.saved), self.crop),)
 
 
 class AvgPool(Function):
@@ -56,7 +39,7 @@ class AvgPool(Function):
         padded = pad2d(xp, x, padding)
         self.slices = list(window_slices(kernel, stride, (1, 1), out_size))
         self.padded_shape, self.crop = padded.shape, (padding[0][0], padding[1][0], *x.shape[2:])
-        self.overlapping = _overlapping(kernel, stride, (1, 1))
+        self.overlapping = overlapping_windows(kernel, stride, (1, 1))
         if divisor_override:
             self.scale = 1.0 / divisor_override
         else:  # count each window's elements inside the input, and inside the padding if asked to
@@ -83,11 +66,6 @@ class AvgPool(Function):
             else:
                 gpadded[:, :, rows, cols] = g
         return (_crop(gpadded, self.crop),)
-
-
-def _overlapping(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> bool:
-    """Whether neighbouring windows share input elements (a stride shorter than the dilated kernel)."""
-    return any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
 
 
 def _crop(gpadded, crop: tuple[int, int, int, int]):
