@@ -8,8 +8,9 @@
     python scripts/bench.py all
 
 Both frameworks start from the same weights; rounds alternate between them (this machine is
-noisy) and medians and the ratio tensorlite/PyTorch are printed. Unset OpenBLAS's core-type
-override for the run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scripts/bench.py``.
+noisy) and medians and the ratio tensorlite/PyTorch are printed, with the CPU kind, NumPy's BLAS kernel
+and whether tensorlite's compiled kernels ran. ``--cpu avx2`` reruns with both libraries forced down
+to AVX2 (for an AVX-512 machine); by default a leftover ``OPENBLAS_CORETYPE`` override is dropped.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import user_gpt
-from benchlib import alternate
+from benchlib import add_cpu_option, alternate, apply_cpu_option, blas_summary, cpu_summary, kernels_summary
 
 import tensorlite as tl
 from tensorlite import nn, optim
@@ -496,14 +497,17 @@ def main() -> None:
     parser.add_argument("--memory-model", choices=["gpt", "user-gpt", "mlp", "cnn"], default="gpt",
                         help=argparse.SUPPRESS)
     parser.add_argument("--memory-steps", type=int, default=100, help=argparse.SUPPRESS)
+    add_cpu_option(parser)
     args = parser.parse_args()
     if args.memory_child:
         return peak_memory_child(args.memory_child, args.memory_model, args.memory_steps)
+    apply_cpu_option(args)
     import torch
 
     torch.set_num_threads(2)
     tl.set_default_device("cpu")
     print(f"tensorlite {tl.__version__}, numpy {np.__version__}, torch {torch.__version__} (2 threads)")
+    print(f"CPU: {cpu_summary()}\nnumpy BLAS: {blas_summary()}\ntensorlite CPU kernels: {kernels_summary()}")
     if args.which in ("xor", "all"):
         steps = 10_000
         times = alternate({"tensorlite": lambda: xor_tensorlite(steps), "torch": lambda: xor_torch(torch, steps)},

@@ -4,10 +4,8 @@
 (b) a large op: (1024x1024) @ (1024x1024) float32 forward + backward, also against raw NumPy
     doing the same three matrix products.
 
-Rounds alternate between frameworks (this machine is noisy); medians and ratios are printed.
-Run with OpenBLAS's core-type override unset so NumPy uses its best kernel:
-
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scripts/bench_ops.py
+Rounds alternate between frameworks (this machine is noisy); medians and ratios are printed, with the
+CPU kind and NumPy's BLAS kernel. ``--cpu avx2`` reruns with both libraries forced down to AVX2.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import argparse
 import time
 
 import numpy as np
-from benchlib import alternate, blas_summary
+from benchlib import add_cpu_option, alternate, apply_cpu_option, blas_summary, cpu_summary, kernels_summary
 
 import tensorlite as tl
 
@@ -72,7 +70,9 @@ def main() -> None:
     parser.add_argument("--matmul-rounds", type=int, default=15)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch (tensorlite and NumPy only)")
+    add_cpu_option(parser)
     args = parser.parse_args()
+    apply_cpu_option(args)
 
     torch = None
     if not args.no_torch:
@@ -81,7 +81,7 @@ def main() -> None:
         torch.set_num_threads(2)
     tl.set_default_device("cpu")
     print(f"tensorlite {tl.__version__}, numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else ""))
-    print(f"numpy BLAS: {blas_summary()}")
+    print(f"CPU: {cpu_summary()}\nnumpy BLAS: {blas_summary()}\ntensorlite CPU kernels: {kernels_summary()}")
 
     small = {"tensorlite": lambda: small_graph_tensorlite(args.iterations)}
     if torch:
