@@ -45,6 +45,17 @@ def compiled_kernels() -> ModuleType | None:
     return numba_kernels
 
 
+def compiled_kernels_status() -> str:
+    """One line for ``tensorlite info`` and the benchmarks: are the compiled CPU kernels in use, and if not, why."""
+    if os.environ.get("TENSORLITE_CPU_KERNELS", "1") == "0":
+        return "off (TENSORLITE_CPU_KERNELS=0): the reference NumPy math"
+    if compiled_kernels() is None:
+        return "off (Numba is not installed: pip install 'tensorlite[fast]'): the reference NumPy math"
+    import numba
+
+    return f"on (Numba {numba.__version__}): GELU, softmax, LayerNorm, Adam, max pooling in one pass each"
+
+
 def _float32_kernel(x: numpy.ndarray) -> ModuleType | None:
     """The compiled kernels if they serve ``x`` (float32), else None."""
     return compiled_kernels() if x.dtype == numpy.float32 else None

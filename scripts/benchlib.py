@@ -60,13 +60,9 @@ def cpu_summary() -> str:
 
 def kernels_summary() -> str:
     """Whether tensorlite's compiled CPU kernels (Numba) are in use."""
-    from tensorlite.backends.numpy_backend import compiled_kernels
+    from tensorlite.backends.numpy_backend import compiled_kernels_status
 
-    if compiled_kernels() is None:
-        return "off (Numba not installed, or TENSORLITE_CPU_KERNELS=0): the reference NumPy math"
-    import numba
-
-    return f"Numba {numba.__version__}"
+    return compiled_kernels_status()
 
 
 def alternate(contenders: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:

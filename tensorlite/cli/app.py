@@ -72,6 +72,7 @@ def info() -> None:
 
     import tensorlite
     from tensorlite.backends.cupy_backend import cuda_status
+    from tensorlite.backends.numpy_backend import compiled_kernels_status
 
     cuda_ok, cuda_reason = cuda_status()
     try:
@@ -84,6 +85,7 @@ def info() -> None:
         ("numpy", numpy.__version__),
         ("blas", _blas_info()),
         ("backend numpy (cpu)", "available"),
+        ("cpu kernels", compiled_kernels_status()),
         ("backend cupy (cuda)", ("available: " if cuda_ok else "unavailable: ") + f"cupy {cuda_reason}"),
         ("TENSORLITE_DEVICE", os.environ.get("TENSORLITE_DEVICE", "(not set: auto)")),
         ("default device", default),
