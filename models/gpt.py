@@ -5,6 +5,14 @@ Token and position embeddings feed ``n_layer`` pre-LayerNorm transformer blocks 
 self-attention, then a GELU MLP, each added to the residual stream); a final LayerNorm and a
 linear head, whose weight is the token embedding's (weight tying), give next-token logits.
 
+``GPTConfig`` also offers what small-model speedruns (modded-nanogpt) changed since, each off by
+default, so a config without them (every checkpoint written before they existed) is nanoGPT's model:
+PyTorch's default initialisation (``init="pytorch"``), rotary position embeddings instead of learned
+ones (``positions="rotary"``: no ``wpe``), RMS-normalised queries and keys (``qk_norm``), a ReLU-squared
+MLP (``activation="relu2"``), output projections that start at zero (``zero_init_proj``), and a head
+with weights of its own (``tie_embeddings=False``). The state-dict keys stay nanoGPT's (less ``wpe``
+with rotary positions).
+
 Generation keeps a key/value cache in each attention layer, so every new token costs one
 position instead of a pass over the whole context.
 """
@@ -15,12 +23,14 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy
 from tensorlite.models.config import ModelConfig, check_dropout
 from tensorlite.models.language_model import LanguageModel
 
 import tensorlite as tl
 from tensorlite import nn
 from tensorlite.nn import functional as F
+from tensorlite.ops.rotary import rotary_tables
 from tensorlite.tensor import Tensor
 
 
@@ -33,6 +43,14 @@ class GPTConfig(ModelConfig):
     n_embd: int = 384
     dropout: float = 0.0
     bias: bool = True  # biases in the Linear layers and LayerNorms (False: a bit better and faster)
+    # The recipe options; each default is nanoGPT's model.
+    init: str = "nanogpt"  # "nanogpt": N(0, 0.02), zero biases, residual projections scaled by depth; "pytorch":
+    #                        each layer's own (Linear U(+-1/sqrt(fan_in)), Embedding N(0, 1))
+    positions: str = "learned"  # "learned": a position embedding (wpe); "rotary": queries and keys rotated (RoPE)
+    qk_norm: bool = False  # RMS-normalise each head's queries and keys (no gain) before attention
+    activation: str = "gelu"  # the MLP's: "gelu" or "relu2" (ReLU squared)
+    zero_init_proj: bool = False  # the output projections of attention and MLP (c_proj.weight) start at zero
+    tie_embeddings: bool = True  # the head's weight is the token embedding's
 
     def __post_init__(self) -> None:
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
@@ -41,14 +59,30 @@ class GPTConfig(ModelConfig):
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         check_dropout("GPTConfig", self.dropout)
-
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"GPTConfig: {name} must be {' or '.join(map(repr, choices))}, got "
+                                 f"{getattr(self, name)!r}")
+        if self.positions == "rotary" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"GPTConfig: rotary positions rotate channel pairs, so the head size n_embd / n_head "
+                             f"must be even, got {self.n_embd // self.n_head}")
 
     def state_dict_numel(self) -> int:
         """Elements in the model's state dict (the tied lm_head counted again, as the state dict holds it),
         without building it (checkpoints are checked against it)."""
         c, bias = self.n_embd, int(self.bias)
         block = 12 * c * c + 2 * c + 11 * c * bias  # LayerNorms, attention and MLP of one layer
-        return 2 * self.vocab_size * c + self.block_size * c + self.n_layer * block + c + c * bias
+        positions = self.block_size * c if self.positions == "learned" else 0
+        return 2 * self.vocab_size * c + positions + self.n_layer * block + c + c * bias
+
+
+CHOICES = {"init": ("nanogpt", "pytorch"), "positions": ("learned", "rotary"), "activation": ("gelu", "relu2")}
+
+
+def rms_norm(x: Tensor) -> Tensor:
+    """x (..., D) divided by the root mean square of its last dimension (no gain), as ``F.rms_norm(x, (D,))``."""
+    eps = float(numpy.finfo(x.dtype).eps)
+    return x / ((x * x).mean(dim=-1, keepdim=True) + eps).sqrt()
 
 
 class CausalSelfAttention(nn.Module):
@@ -61,6 +95,11 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
         self.block_size = config.block_size
+        self.qk_norm, self.rotary = config.qk_norm, config.positions == "rotary"
+        if self.rotary:  # (block_size, 1, hs / 2): one row per position, broadcast over the heads
+            cos, sin = rotary_tables(config.block_size, config.n_embd // config.n_head)
+            self.register_buffer("rotary_cos", cos.unsqueeze(1), persistent=False)
+            self.register_buffer("rotary_sin", sin.unsqueeze(1), persistent=False)
         self.cache: Tensor | None = None  # generation only: keys and values (2, B, nh, block_size, hs)
 
     def forward(self, x: Tensor, cache_pos: int | None = None) -> Tensor:
@@ -68,17 +107,32 @@ class CausalSelfAttention(nn.Module):
         keys/values of earlier positions come from the cache (inference only; 0 starts a new cache)."""
         B, T, C = x.shape
         qkv = self.c_attn(x)  # (B, T, 3C): queries, keys and values of every head
+        q, k, v = qkv.split(self.n_embd, dim=2)
+        hs = C // self.n_head
+        q, k = q.view(B, T, self.n_head, hs), k.view(B, T, self.n_head, hs)  # (B, T, nh, hs)
+        if self.qk_norm or self.rotary:
+            q, k = self._prepare(q, cache_pos or 0), self._prepare(k, cache_pos or 0)
         if cache_pos is not None:
+            if self.qk_norm or self.rotary:  # the cache takes them packed, as the projection makes them
+                qkv = tl.cat([q.reshape(B, T, C), k.reshape(B, T, C), v], dim=2)
             y = F.kv_cache_attention(qkv, self._cache_for(x, cache_pos), cache_pos, self.n_head)  # (B, T, C)
             return self.resid_dropout(self.c_proj(y))
-        q, k, v = qkv.split(self.n_embd, dim=2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         dropout_p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C): the heads side by side
         return self.resid_dropout(self.c_proj(y))
+
+    def _prepare(self, t: Tensor, start: int) -> Tensor:
+        """Queries or keys (B, T, nh, hs) of positions start..start+T-1, RMS-normalised (qk_norm), then rotated
+        by position (rotary)."""
+        if self.qk_norm:
+            t = rms_norm(t)
+        if self.rotary:
+            T = t.shape[1]
+            t = F.rotary_embedding(t, self.rotary_cos[start:start + T], self.rotary_sin[start:start + T])
+        return t
 
     def _cache_for(self, x: Tensor, pos: int) -> Tensor:
         """The key/value cache (2, B, nh, block_size, hs) for x (B, T, C): a new one at position 0, else the
@@ -92,13 +146,21 @@ class CausalSelfAttention(nn.Module):
         return self.cache
 
 
+class ReLUSquared(nn.Module):
+    """``relu(x) ** 2`` (So et al., "Primer", 2021; modded-nanogpt's MLP)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        r = F.relu(x)
+        return r * r
+
+
 class MLP(nn.Module):
-    """Position-wise feed-forward: expand to 4 * n_embd, GELU, project back."""
+    """Position-wise feed-forward: expand to 4 * n_embd, GELU (or ReLU squared), project back."""
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU()
+        self.gelu = nn.GELU() if config.activation == "gelu" else ReLUSquared()  # nanoGPT's name, either way
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -129,18 +191,23 @@ class GPT(LanguageModel):
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
+            **({"wpe": nn.Embedding(config.block_size, config.n_embd)} if config.positions == "learned" else {}),
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
             ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight  # weight tying: one Parameter, two state-dict keys
-        # nanoGPT's init: N(0, 0.02) everywhere, zero biases, residual projections scaled down by depth.
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if config.tie_embeddings:
+            self.transformer.wte.weight = self.lm_head.weight  # weight tying: one Parameter, two state-dict keys
+        if config.init == "nanogpt":  # N(0, 0.02) everywhere, zero biases, residual projections scaled down by depth
+            self.apply(self._init_weights)
+            for name, p in self.named_parameters():
+                if name.endswith("c_proj.weight"):
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if config.zero_init_proj:  # each block starts as the identity on the residual stream
+            for block in self.transformer.h:
+                nn.init.zeros_(block.attn.c_proj.weight)
+                nn.init.zeros_(block.mlp.c_proj.weight)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -152,17 +219,16 @@ class GPT(LanguageModel):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def get_num_params(self, non_embedding: bool = True) -> int:
-        """Parameters, counted once; without the position embeddings by default (as nanoGPT)."""
+        """Parameters, counted once; without the position embeddings (if learned) by default, as nanoGPT."""
         n = self.num_parameters()
-        return n - self.transformer.wpe.weight.numel() if non_embedding else n
+        return n - self.transformer.wpe.weight.numel() if non_embedding and "wpe" in self.transformer else n
 
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """idx (B, T) int64 -> (logits (B, T, vocab_size), mean cross entropy against targets (B, T) or None)."""
         B, T = self._check_idx(idx)
         if T > self.config.block_size:
             raise ValueError(f"GPT: a sequence of length {T} is longer than block_size={self.config.block_size}")
-        pos = tl.arange(0, T, dtype=tl.int64, device=idx.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        x = self._embed(idx, 0)  # (B, T, C)
         for block in self.transformer.h:
             x = block(x)
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab_size)
@@ -179,11 +245,18 @@ class GPT(LanguageModel):
         B, T = self._check_idx(idx)
         if not 0 <= pos <= self.config.block_size - T:
             raise ValueError(f"GPT: positions {pos}..{pos + T - 1} do not fit in block_size={self.config.block_size}")
-        positions = tl.arange(pos, pos + T, dtype=tl.int64, device=idx.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(positions))  # (B, T, C)
+        x = self._embed(idx, pos)  # (B, T, C)
         for block in self.transformer.h:
             x = block(x, cache_pos=pos)
         return self.lm_head(self.transformer.ln_f(x))
+
+    def _embed(self, idx: Tensor, start: int) -> Tensor:
+        """Token ids (B, T) at positions start..start+T-1 -> embeddings (B, T, C), with learned positions added
+        (rotary positions act inside attention instead)."""
+        x = self.transformer.wte(idx)
+        if "wpe" in self.transformer:
+            x = x + self.transformer.wpe(tl.arange(start, start + idx.shape[1], dtype=tl.int64, device=idx.device))
+        return self.transformer.drop(x)
 
     def _check_idx(self, idx: Tensor) -> tuple[int, int]:
         if not isinstance(idx, Tensor) or idx.ndim != 2 or idx.dtype.kind not in "iu":

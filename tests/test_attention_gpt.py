@@ -11,6 +11,7 @@ past it follow the context window that each mode documents.
 from __future__ import annotations
 
 import math
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -286,9 +287,77 @@ def test_mha_errors(device):
         nn.MultiheadAttention(10, 3)
 
 
+# -- rotary_embedding -----------------------------------------------------------------------------------
+ROTARY_CASES = {  # name: (x shape, tables shape)
+    "heads (B, T, nh, hs)": ((2, 5, 3, 8), (5, 1, 4)),
+    "one table for all": ((4, 6), (4, 3)),
+    "offset positions": ((1, 3, 2, 4), (3, 1, 2)),
+}
+
+
+def rotary_reference(x, cos, sin):
+    """The rotation written out with torch ops, as Hugging Face's LLaMA: x * cos + rotate_half(x) * sin."""
+    half = x.shape[-1] // 2
+    cos, sin = torch.cat([cos, cos], dim=-1), torch.cat([sin, sin], dim=-1)
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+
+@pytest.mark.parametrize("case", ROTARY_CASES)
+def test_rotary_embedding_gradcheck_and_parity(check, device, case):
+    x_shape, table_shape = ROTARY_CASES[case]
+    angles = rng.uniform(-4, 4, table_shape)
+    arrays = [randn(*x_shape), np.cos(angles), np.sin(angles)]
+    check.grad(F.rotary_embedding, arrays, device, grad=[True, False, False])
+    check.parity(F.rotary_embedding, rotary_reference, arrays, device, grad=[True, False, False])
+
+
+def test_rotary_tables_rotate_by_position_times_frequency(device):
+    from tensorlite.ops.rotary import rotary_tables
+
+    cos, sin = rotary_tables(6, 4, device=device)
+    assert cos.shape == sin.shape == (6, 2) and cos.dtype == tl.float32 and cos.device == tl.device(device)
+    angles = np.arange(6)[:, None] * np.array([1.0, 10000.0 ** -0.5])[None, :]
+    np.testing.assert_allclose(host(cos), np.cos(angles), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(host(sin), np.sin(angles), rtol=1e-6, atol=1e-7)
+    # The dot product of a rotated query and key depends only on their distance.
+    q, k = tl.tensor(randn(4).astype(np.float32), device=device), tl.tensor(randn(4).astype(np.float32), device=device)
+    rotated = lambda t, i: F.rotary_embedding(t, cos[i], sin[i])  # noqa: E731
+    dots = [float((rotated(q, i + 2) * rotated(k, i)).sum()) for i in range(4)]
+    np.testing.assert_allclose(dots, dots[0], rtol=1e-5)
+    with pytest.raises(ValueError, match="rotary_tables: dim must be a positive even number"):
+        rotary_tables(6, 5)
+
+
+def test_rotary_embedding_errors(device):
+    x = tl.zeros(2, 3, 4, device=device)
+    cos = sin = tl.zeros(3, 2, device=device)
+    with pytest.raises(ValueError, match=r"whose last dimension is even, got shape \(2, 3, 3\)"):
+        F.rotary_embedding(tl.zeros(2, 3, 3, device=device), cos, sin)
+    with pytest.raises(ValueError, match=r"cos must be a float32 tensor that broadcasts to \(2, 3, 2\).*\(4, 2\)"):
+        F.rotary_embedding(x, tl.zeros(4, 2, device=device), sin)
+    with pytest.raises(ValueError, match="sin must be a float32 tensor.*float64"):
+        F.rotary_embedding(x, cos, tl.zeros(3, 2, dtype=tl.float64, device=device))
+    with pytest.raises(ValueError, match="cos is a fixed table and gets no gradient"):
+        F.rotary_embedding(x, tl.zeros(3, 2, device=device, requires_grad=True), sin)
+    with pytest.raises(TypeError, match="sin must be a tensor"):
+        F.rotary_embedding(x, cos, np.zeros((3, 2)))
+
+
 # -- the nanoGPT reference in PyTorch ----------------------------------------------------------------
+def torch_rotate(x, start: int = 0):
+    """Rotary embedding of x (B, nh, T, hs) at positions start.., as Hugging Face's LLaMA writes it:
+    ``x * cos + rotate_half(x) * sin`` with the angles repeated over both halves."""
+    hs, T = x.shape[-1], x.shape[-2]
+    inverse_frequency = 1.0 / (10000.0 ** (torch.arange(0, hs, 2, dtype=torch.float64) / hs))
+    angles = torch.outer(torch.arange(start, start + T, dtype=torch.float64), inverse_frequency)
+    angles = torch.cat([angles, angles], dim=-1).to(x.dtype)  # (T, hs)
+    x1, x2 = x[..., :hs // 2], x[..., hs // 2:]
+    return x * angles.cos() + torch.cat([-x2, x1], dim=-1) * angles.sin()
+
+
 def torch_nanogpt():
-    """nanoGPT's model.py (Block and GPT), in PyTorch: the reference for parity."""
+    """nanoGPT's model.py (Block and GPT), in PyTorch: the reference for parity. With the recipe options of
+    ``GPTConfig`` (rotary positions, QK-norm, ReLU squared, an untied head) where the config sets them."""
     tnn, tF = torch.nn, torch.nn.functional
 
     class CausalSelfAttention(tnn.Module):
@@ -296,12 +365,16 @@ def torch_nanogpt():
             super().__init__()
             self.c_attn = tnn.Linear(c.n_embd, 3 * c.n_embd, bias=c.bias)
             self.c_proj = tnn.Linear(c.n_embd, c.n_embd, bias=c.bias)
-            self.n_head, self.n_embd = c.n_head, c.n_embd
+            self.n_head, self.n_embd, self.c = c.n_head, c.n_embd, c
 
         def forward(self, x):
             B, T, C = x.size()
             q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
             q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+            if getattr(self.c, "qk_norm", False):
+                q, k = tF.rms_norm(q, (q.size(-1),)), tF.rms_norm(k, (k.size(-1),))
+            if getattr(self.c, "positions", "learned") == "rotary":
+                q, k = torch_rotate(q), torch_rotate(k)
             y = tF.scaled_dot_product_attention(q, k, v, is_causal=True)
             return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
@@ -311,9 +384,11 @@ def torch_nanogpt():
             self.c_fc = tnn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias)
             self.gelu = tnn.GELU()
             self.c_proj = tnn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias)
+            self.relu2 = getattr(c, "activation", "gelu") == "relu2"
 
         def forward(self, x):
-            return self.c_proj(self.gelu(self.c_fc(x)))
+            h = self.c_fc(x)
+            return self.c_proj(tF.relu(h).square() if self.relu2 else self.gelu(h))
 
     class Block(tnn.Module):
         def __init__(self, c):
@@ -330,16 +405,21 @@ def torch_nanogpt():
     class TorchGPT(tnn.Module):
         def __init__(self, c):
             super().__init__()
+            self.learned = getattr(c, "positions", "learned") == "learned"
             self.transformer = tnn.ModuleDict(dict(
-                wte=tnn.Embedding(c.vocab_size, c.n_embd), wpe=tnn.Embedding(c.block_size, c.n_embd),
+                wte=tnn.Embedding(c.vocab_size, c.n_embd),
+                **({"wpe": tnn.Embedding(c.block_size, c.n_embd)} if self.learned else {}),
                 drop=tnn.Dropout(c.dropout), h=tnn.ModuleList([Block(c) for _ in range(c.n_layer)]),
                 ln_f=tnn.LayerNorm(c.n_embd, bias=c.bias)))
             self.lm_head = tnn.Linear(c.n_embd, c.vocab_size, bias=False)
-            self.transformer.wte.weight = self.lm_head.weight
+            if getattr(c, "tie_embeddings", True):
+                self.transformer.wte.weight = self.lm_head.weight
 
         def forward(self, idx, targets=None):
-            pos = torch.arange(0, idx.size(1), dtype=torch.long)
-            x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+            x = self.transformer.wte(idx)
+            if self.learned:
+                x = x + self.transformer.wpe(torch.arange(0, idx.size(1), dtype=torch.long))
+            x = self.transformer.drop(x)
             for block in self.transformer.h:
                 x = block(x)
             logits = self.lm_head(self.transformer.ln_f(x))
@@ -379,11 +459,21 @@ def test_transformer_block_parity(device, bias):
         np.testing.assert_allclose(host(p.grad), host(theirs_params[name].grad), rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+RECIPES = {  # GPTConfig options beyond SMALL: nanoGPT's model, then each recipe option, then all of them
+    "nanogpt": {}, "nanogpt without biases": {"bias": False}, "rotary": {"positions": "rotary"},
+    "qk-norm": {"qk_norm": True}, "relu2": {"activation": "relu2"}, "untied": {"tie_embeddings": False},
+    "all": {"bias": False, "positions": "rotary", "qk_norm": True, "activation": "relu2", "tie_embeddings": False,
+            "init": "pytorch", "zero_init_proj": True},
+}
+
+
 @pytest.mark.parity
-@pytest.mark.parametrize("bias", [True, False])
-def test_gpt_forward_loss_and_every_gradient_match_nanogpt(device, bias):
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_gpt_forward_loss_and_every_gradient_match_nanogpt(device, recipe):
+    """nanoGPT's model and each recipe option against the PyTorch reference (rotary positions written there as
+    Hugging Face's LLaMA writes them, QK-norm as F.rms_norm)."""
     reference = torch_nanogpt()
-    config = models.GPTConfig(**SMALL, bias=bias)
+    config = models.GPTConfig(**SMALL, **RECIPES[recipe])
     theirs = reference.GPT(SimpleNamespace(**config.to_dict()))
     jitter_(theirs)
     ours = models.GPT(config).to(device)
@@ -476,6 +566,71 @@ def test_gpt_init_follows_nanogpt(device):
     assert np.all(block.ln_1.weight.numpy() == 1)
 
 
+def test_gpt_pytorch_init_is_each_layers_own(device):
+    """init="pytorch": Linear weights and biases U(+-1/sqrt(fan_in)), the tied embedding the head's Linear init,
+    an untied embedding N(0, 1); LayerNorms at 1 and 0 either way."""
+    n_embd = 64
+    config = models.GPTConfig(n_layer=2, n_head=2, n_embd=n_embd, block_size=16, vocab_size=50, init="pytorch")
+    block = models.GPT(config).to(device).transformer.h[0]
+    for layer in (block.attn.c_attn, block.mlp.c_fc, block.mlp.c_proj):
+        bound = 1 / math.sqrt(layer.in_features)
+        for p in (layer.weight, layer.bias):
+            values = p.numpy()
+            assert np.abs(values).max() <= bound and np.abs(values).max() > 0.9 * bound
+        assert abs(layer.weight.numpy().std() - bound / math.sqrt(3)) < 0.1 * bound  # uniform's std
+    assert np.all(block.ln_1.weight.numpy() == 1) and np.all(block.ln_1.bias.numpy() == 0)
+    tied = models.GPT(config).transformer.wte.weight.numpy()
+    assert np.abs(tied).max() <= 1 / math.sqrt(n_embd)
+    untied = models.GPT(models.GPTConfig(**{**config.to_dict(), "tie_embeddings": False}))
+    assert abs(untied.transformer.wte.weight.numpy().std() - 1) < 0.05
+    assert np.abs(untied.lm_head.weight.numpy()).max() <= 1 / math.sqrt(n_embd)
+
+
+@pytest.mark.parametrize("init", ["nanogpt", "pytorch"])
+def test_gpt_zero_init_proj_zeroes_only_the_output_projections(device, init):
+    model = models.GPT(models.GPTConfig(**SMALL, init=init, zero_init_proj=True)).to(device)
+    for name, p in model.named_parameters():
+        if p.ndim == 2:  # the matrices: only the output projections are zero
+            assert p.numpy().any() != name.endswith("c_proj.weight"), name
+    default = models.GPT(models.GPTConfig(**SMALL, init=init))
+    assert all(p.numpy().any() for name, p in default.named_parameters() if name.endswith("c_proj.weight"))
+
+
+def test_gpt_untied_head_keeps_the_state_dict_keys(device):
+    tied = models.GPT(models.GPTConfig(**SMALL)).to(device)
+    untied = models.GPT(models.GPTConfig(**SMALL, tie_embeddings=False)).to(device)
+    assert untied.lm_head.weight is not untied.transformer.wte.weight
+    assert "lm_head.weight" in dict(untied.named_parameters())
+    assert list(untied.state_dict()) == list(tied.state_dict())
+    assert untied.num_parameters() == tied.num_parameters() + 11 * 16
+    untied.load_state_dict(tied.state_dict())  # a tied model's weights load into an untied one, and stay apart
+    with tl.no_grad():
+        untied.lm_head.weight.mul_(2.0)
+    np.testing.assert_array_equal(host(untied.transformer.wte.weight), host(tied.transformer.wte.weight))
+
+
+def test_gpt_rotary_positions_have_no_position_embedding(device):
+    model = models.GPT(models.GPTConfig(**SMALL, positions="rotary")).to(device)
+    assert "wpe" not in model.transformer and not any("wpe" in key for key in model.state_dict())
+    assert not any("rotary" in key for key in model.state_dict())  # the tables are not state
+    assert model.get_num_params() == model.num_parameters()
+    assert model.transformer.h[0].attn.rotary_cos.device == tl.device(device)
+    logits, _ = model(tl.tensor(rng.integers(0, 11, size=(2, 8)), device=device))
+    assert logits.shape == (2, 8, 11)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"init": "xavier"}, "init must be 'nanogpt' or 'pytorch', got 'xavier'"),
+    ({"positions": "alibi"}, "positions must be 'learned' or 'rotary', got 'alibi'"),
+    ({"activation": "relu"}, "activation must be 'gelu' or 'relu2', got 'relu'"),
+    ({"positions": "rotary", "n_embd": 18, "n_head": 6},
+     "rotary positions rotate channel pairs, so the head size n_embd / n_head must be even, got 3"),
+])
+def test_gpt_config_refuses_unknown_recipe_options(options, message):
+    with pytest.raises(ValueError, match=re.escape(f"GPTConfig: {message}")):
+        models.GPTConfig(**{**SMALL, **options})
+
+
 def test_gpt_configure_optimizers_decays_only_matrices():
     model = models.GPT(models.GPTConfig(**SMALL))
     opt = model.configure_optimizers(weight_decay=0.1, learning_rate=1e-3, betas=(0.9, 0.95))
@@ -517,9 +672,14 @@ def test_gpt_errors(device):
 
 
 # -- generation ---------------------------------------------------------------------------------------
-def test_forward_step_with_cache_matches_the_full_forward(device):
+CACHED = {"nanogpt": {}, "rotary, qk-norm": {"positions": "rotary", "qk_norm": True},
+          "all but zero init": {**RECIPES["all"], "zero_init_proj": False}}
+
+
+@pytest.mark.parametrize("recipe", CACHED)
+def test_forward_step_with_cache_matches_the_full_forward(device, recipe):
     """Prefill 3 positions, then one token at a time: the logits equal those of the whole sequence."""
-    model = models.GPT(models.GPTConfig(**SMALL)).to(device).eval()
+    model = models.GPT(models.GPTConfig(**SMALL, **CACHED[recipe])).to(device).eval()
     idx = tl.tensor(rng.integers(0, 11, size=(2, 8)), device=device)
     full, _ = model(idx)
     with tl.no_grad():
@@ -532,10 +692,11 @@ def test_forward_step_with_cache_matches_the_full_forward(device):
         model.forward_step(idx[:, :1], 8)
 
 
+@pytest.mark.parametrize("recipe", CACHED)
 @pytest.mark.parametrize("top_k", [None, 3])
-def test_generate_with_cache_samples_what_generate_without_cache_samples(device, top_k):
+def test_generate_with_cache_samples_what_generate_without_cache_samples(device, top_k, recipe):
     """The same seed gives the same tokens while the context fits in block_size=8 (3 + 6 tokens)."""
-    model = models.GPT(models.GPTConfig(**SMALL)).to(device).eval()
+    model = models.GPT(models.GPTConfig(**SMALL, **CACHED[recipe])).to(device).eval()
     idx = tl.tensor([[1, 2, 3]], device=device)
     runs = []
     for use_cache in (True, False):
@@ -549,12 +710,13 @@ def test_generate_with_cache_samples_what_generate_without_cache_samples(device,
     assert streamed == host(runs[0])[0, 3:].tolist() and all(isinstance(t, int) for t in streamed)
 
 
+@pytest.mark.parametrize("recipe", ["nanogpt", "rotary, qk-norm"])
 @pytest.mark.parametrize("use_cache", [True, False])
-def test_greedy_generation_follows_the_argmax_of_its_context(device, use_cache):
+def test_greedy_generation_follows_the_argmax_of_its_context(device, use_cache, recipe):
     """top_k=1 is greedy: every new token is the argmax of the last logits of the context the model
     sees. Without the cache that is the last block_size=8 tokens; with it the context grows to 8 and
     then restarts from the last 4 tokens (a cache rebuild)."""
-    model = models.GPT(models.GPTConfig(**SMALL)).to(device).eval()
+    model = models.GPT(models.GPTConfig(**SMALL, **CACHED[recipe])).to(device).eval()
     tokens = host(model.generate(tl.tensor([[4, 5]], device=device), 20, top_k=1, use_cache=use_cache))[0]
     start, starts = 0, []
     for t in range(2, len(tokens)):

@@ -10,6 +10,7 @@ current code fails these tests.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -53,6 +54,10 @@ def test_an_old_language_model_run_samples(tmp_path: Path) -> None:
     assert result.output.startswith("ROMEO:") and len(result.output) == len("ROMEO:") + 10 + 1
     model, metadata = run_dir.load_model(out)
     assert isinstance(model, models.GPT) and not model.training and metadata["model"] == "gpt"
+    assert "init" not in metadata["model_config"]  # written before the recipe options: nanoGPT's model
+    assert model.config == models.GPTConfig(**metadata["model_config"])
+    assert (model.config.init, model.config.positions, model.config.activation) == ("nanogpt", "learned", "gelu")
+    assert model.lm_head.weight is model.transformer.wte.weight and "wpe" in model.transformer
 
 
 def test_a_run_directory_resolves_to_its_best_checkpoint_if_it_has_one(tmp_path: Path) -> None:
@@ -90,6 +95,7 @@ def test_the_log_is_rewritten_from_the_checkpointed_history(tmp_path: Path) -> N
 @pytest.mark.parametrize("config", [
     models.MLPConfig([2, 3, 1]), models.MLPConfig([4, 7, 5, 3]), models.MNISTMLPConfig([5]),
     models.MNISTCNNConfig([3, 4], 7), models.GPTConfig(8, 10, 2, 2, 4, bias=False), models.GPTConfig(8, 10, 2, 2, 4),
+    models.GPTConfig(8, 10, 2, 2, 4, positions="rotary", tie_embeddings=False, qk_norm=True, activation="relu2"),
     models.CharLSTMConfig(10, 4, 5, 1), models.CharLSTMConfig(10, 4, 5, 3),
 ])
 def test_a_config_counts_its_state_dict_without_building_it(config: object) -> None:
@@ -99,3 +105,47 @@ def test_a_config_counts_its_state_dict_without_building_it(config: object) -> N
                    models.CharLSTMConfig: models.CharLSTM}[type(config)]
     state = model_class(config).state_dict()
     assert config.state_dict_numel() == sum(value.numel() for value in state.values())
+
+
+RECIPE = models.GPTConfig(block_size=8, vocab_size=5, n_layer=1, n_head=2, n_embd=8, init="pytorch",
+                          positions="rotary", qk_norm=True, activation="relu2", zero_init_proj=True,
+                          tie_embeddings=False)
+
+
+def save_gpt(path: Path, model: models.GPT, model_config: dict) -> Path:
+    metadata = {"kind": "char-lm", "model": "gpt", "model_config": model_config, "tokenizer": {"chars": "abcde"}}
+    tl.save({"model": model.state_dict()}, path, metadata=metadata)
+    return path
+
+
+def test_a_language_model_with_the_recipe_options_loads_back(tmp_path: Path) -> None:
+    model = models.GPT(RECIPE)
+    with tl.no_grad():
+        for p in model.parameters():
+            p.add_(tl.randn(*p.shape))
+    loaded, metadata = run_dir.load_model(save_gpt(tmp_path / "recipe.safetensors", model, RECIPE.to_dict()))
+    assert loaded.config == RECIPE and metadata["model_config"]["positions"] == "rotary"
+    assert loaded.lm_head.weight is not loaded.transformer.wte.weight
+    for key, value in model.state_dict().items():
+        assert (loaded.state_dict()[key].numpy() == value.numpy()).all(), key
+    idx = tl.tensor([[1, 2, 3, 4]])
+    assert (loaded(idx)[0].numpy() == model.eval()(idx)[0].numpy()).all()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("positions", "alibi", "metadata.model_config: GPTConfig: positions must be 'learned' or 'rotary', got 'alibi'"),
+    ("qk_norm", "yes", "metadata.model_config.qk_norm must be bool, got 'yes'"),
+    ("tie_embeddings", 1, "metadata.model_config.tie_embeddings must be bool, got 1"),
+    ("activation", None, "metadata.model_config.activation must be str, got None"),
+])
+def test_recipe_options_in_a_checkpoint_are_checked(tmp_path: Path, field: str, value: object, message: str) -> None:
+    path = save_gpt(tmp_path / "bad.safetensors", models.GPT(RECIPE), {**RECIPE.to_dict(), field: value})
+    with pytest.raises(tl.CheckpointError, match=re.escape(message)):
+        run_dir.load_model(path)
+
+
+def test_a_rotary_checkpoint_that_holds_a_position_embedding_is_refused(tmp_path: Path) -> None:
+    learned = models.GPT(models.GPTConfig(**{**RECIPE.to_dict(), "positions": "learned"}))
+    path = save_gpt(tmp_path / "mixed.safetensors", learned, RECIPE.to_dict())
+    with pytest.raises(tl.CheckpointError, match="model state holds 1,032 elements, its model_config describes 968"):
+        run_dir.load_model(path)

@@ -26,9 +26,10 @@ from tensorlite.ops.loss import (
 )
 from tensorlite.ops.normalization import batch_norm, layer_norm
 from tensorlite.ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from tensorlite.ops.rotary import rotary_embedding
 
 __all__ = ["gelu", "leaky_relu", "log_softmax", "one_hot", "relu", "sigmoid", "softmax", "softplus", "tanh"]
-__all__ += ["batch_norm", "dropout", "embedding", "kv_cache_attention", "layer_norm", "linear",
+__all__ += ["batch_norm", "dropout", "embedding", "kv_cache_attention", "layer_norm", "linear", "rotary_embedding",
             "scaled_dot_product_attention"]
 __all__ += ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "l1_loss", "mse_loss",
             "nll_loss"]
