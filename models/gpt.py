@@ -218,6 +218,10 @@ class GPT(LanguageModel):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
+    def hidden_matrices(self) -> list[Tensor]:
+        """The weights of the blocks' Linear layers (c_attn, c_proj, c_fc, mlp.c_proj): what Muon updates."""
+        return [p for block in self.transformer.h for p in block.parameters() if p.ndim == 2]
+
     def get_num_params(self, non_embedding: bool = True) -> int:
         """Parameters, counted once; without the position embeddings (if learned) by default, as nanoGPT."""
         n = self.num_parameters()

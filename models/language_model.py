@@ -1,5 +1,6 @@
-"""What the character language models (``GPT``, ``CharLSTM``) share: nanoGPT's optimizer groups,
-the ``generate`` API, and drawing the next token on the device."""
+"""What the character language models (``GPT``, ``CharLSTM``) share: nanoGPT's optimizer groups (and
+Muon for the hidden matrices, where a model names them), the ``generate`` API, and drawing the next token
+on the device."""
 
 from __future__ import annotations
 
@@ -32,15 +33,31 @@ class LanguageModel(nn.Module):
     which yields the sampled tokens (B, 1) one step at a time.
     """
 
-    def configure_optimizers(self, weight_decay: float, learning_rate: float,
-                             betas: tuple[float, float]) -> tl.optim.AdamW:
-        """AdamW that decays the matrices (weights, embeddings) but not biases and norm gains, as nanoGPT."""
+    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float], *,
+                             muon_lr: float | None = None, muon_momentum: float = 0.95,
+                             muon_weight_decay: float = 0.0) -> tl.optim.Optimizer:
+        """AdamW that decays the matrices (weights, embeddings) but not biases and norm gains, as nanoGPT.
+
+        With ``muon_lr``, the hidden matrices (``hidden_matrices()``) go to Muon instead (Nesterov, rate
+        ``muon_lr``, Keller Jordan's scaling by sqrt(max(1, rows / cols))), the rest to that AdamW, the two
+        combined as one optimizer (AdamW's groups first, then Muon's).
+        """
         params = [p for p in self.parameters() if p.requires_grad]
+        matrices = [p for p in self.hidden_matrices() if p.requires_grad] if muon_lr is not None else []
+        rest = [p for p in params if all(p is not m for m in matrices)]
         groups = [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+            {"params": [p for p in rest if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in rest if p.ndim < 2], "weight_decay": 0.0},
         ]
-        return tl.optim.AdamW(groups, lr=learning_rate, betas=betas)
+        adamw = tl.optim.AdamW(groups, lr=learning_rate, betas=betas)
+        if muon_lr is None:
+            return adamw
+        muon = tl.optim.Muon(matrices, lr=muon_lr, momentum=muon_momentum, weight_decay=muon_weight_decay)
+        return tl.optim.CombinedOptimizer(adamw, muon)
+
+    def hidden_matrices(self) -> list[Tensor]:
+        """The 2-D weights of the hidden layers, which Muon may update (not the embeddings, not the head)."""
+        raise NotImplementedError(f"{type(self).__name__}: names no hidden matrices for Muon; train it with AdamW")
 
     def generate(self, idx: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  use_cache: bool = True) -> Tensor:

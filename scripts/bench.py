@@ -2,7 +2,8 @@
 
     python scripts/bench.py xor      # 10,000 full-batch SGD steps of the 2-3-1 sigmoid XOR net
     python scripts/bench.py iris     # 100 epochs of the 4-32-3 Iris classifier, batch 16, Adam
-    python scripts/bench.py shakespeare  # the `cpu` preset's GPT: ms/iteration, peak memory, sampling speed
+    python scripts/bench.py shakespeare  # nanoGPT's CPU GPT: ms/iteration, peak memory, sampling speed; and
+                                         # the `cpu` preset's recipe (Muon): ms/iteration, tensorlite only
     python scripts/bench.py mnist    # MNISTMLP's epoch and MNISTCNN's step (Adam, batch 64), peak memory
     python scripts/bench.py user-gpt # a research script's GPT (scripts/user_gpt.py): ms/iteration, memory, ops
     python scripts/bench.py all
@@ -16,6 +17,7 @@ to AVX2 (for an AVX-512 machine); by default a leftover ``OPENBLAS_CORETYPE`` ov
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import subprocess
@@ -34,10 +36,11 @@ from tensorlite import nn, optim
 
 def report(title: str, times: dict[str, float], unit_count: int, unit: str) -> None:
     print(f"\n{title}")
+    width = max(11, *map(len, times))
     for name, seconds in times.items():
         per_unit = seconds / unit_count
         per = f"{per_unit * 1e3:8.2f} ms" if per_unit >= 1e-3 else f"{per_unit * 1e6:8.1f} us"
-        print(f"    {name:<11} {seconds * 1e3:9.1f} ms  ({per}/{unit})")
+        print(f"    {name:<{width}} {seconds * 1e3:9.1f} ms  ({per}/{unit})")
     print(f"    ratio tensorlite/torch = {times['tensorlite'] / times['torch']:.2f}")
 
 
@@ -132,24 +135,34 @@ def iris_torch(torch, data, epochs: int) -> float:
                        torch.from_numpy, data, epochs)
 
 
-# -- Shakespeare: the `cpu` preset's GPT, training, memory and sampling --------------------------------
-def shakespeare_setup(n_batches: int) -> tuple[Any, int, list[tuple[np.ndarray, np.ndarray]]]:
-    """The `cpu` preset's GPTConfig, its batch size, and ``n_batches`` training batches (host arrays)."""
+# -- Shakespeare: nanoGPT's CPU GPT (and the `cpu` preset's recipe), training, memory and sampling ----------
+def preset_settings(name: str, vocab_size: int, **overrides: Any) -> tuple[Any, Any]:
+    """A GPT preset (with ``overrides``, by field name) as its ``GPTConfig`` and ``LMTrainConfig``."""
     from tensorlite.models import GPTConfig
 
     from tensorlite.cli.presets import GPT_PRESETS
+    from tensorlite.training import LMTrainConfig
+
+    settings = {**GPT_PRESETS[name], **overrides}
+    fields = lambda cls: {f.name for f in dataclasses.fields(cls)}  # noqa: E731
+    model = GPTConfig(vocab_size=vocab_size, **{k: v for k, v in settings.items() if k in fields(GPTConfig)})
+    return model, LMTrainConfig(**{k: v for k, v in settings.items() if k in fields(LMTrainConfig)})
+
+
+def shakespeare_setup(n_batches: int, preset: str = "nanogpt-cpu") -> tuple[Any, int, list[tuple[np.ndarray,
+                                                                                                  np.ndarray]]]:
+    """A preset's GPTConfig (nanoGPT's CPU one by default), its batch size, and ``n_batches`` training batches
+    (host arrays)."""
     from tensorlite.datasets import CharTokenizer, TextData, load_shakespeare
 
-    preset = GPT_PRESETS["cpu"]
     text = load_shakespeare()
     tokenizer = CharTokenizer.from_text(text)
     data = TextData(tokenizer.encode(text))
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, **{k: preset[k] for k in ("n_layer", "n_head", "n_embd",
-                                                                                   "block_size", "dropout", "bias")})
+    config, train = preset_settings(preset, tokenizer.vocab_size)
     rng = np.random.default_rng(0)
-    batches = [tuple(t.numpy() for t in data.get_batch("train", preset["batch_size"], config.block_size, "cpu", rng))
+    batches = [tuple(t.numpy() for t in data.get_batch("train", train.batch_size, config.block_size, "cpu", rng))
                for _ in range(n_batches)]
-    return config, preset["batch_size"], batches
+    return config, train.batch_size, batches
 
 
 def torch_gpt(torch, config):
@@ -262,10 +275,24 @@ def trainer(loss_fn: Callable, optimizer, inputs: list, clip: Callable[[], Any] 
     return train
 
 
-def gpt_trainer(model, batches, to_tensor, clip_grad_norm_) -> Callable[[int], float]:
-    """``train(steps)``: that many AdamW steps with gradient clipping (1.0) on the next batches; returns seconds."""
-    return trainer(lambda x, y: model(x, y)[1], model.configure_optimizers(0.1, 1e-3, (0.9, 0.99)),
-                   [(to_tensor(x), to_tensor(y)) for x, y in batches], lambda: clip_grad_norm_(model.parameters(), 1.0))
+def gpt_trainer(model, batches, to_tensor, clip_grad_norm_, optimizer=None) -> Callable[[int], float]:
+    """``train(steps)``: that many steps with gradient clipping (1.0) on the next batches; returns seconds. The
+    optimizer: nanoGPT's AdamW unless given."""
+    optimizer = optimizer or model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
+    return trainer(lambda x, y: model(x, y)[1], optimizer, [(to_tensor(x), to_tensor(y)) for x, y in batches],
+                   lambda: clip_grad_norm_(model.parameters(), 1.0))
+
+
+def recipe_trainer(batches, vocab_size: int) -> tuple[Callable[[int], float], Any]:
+    """The `cpu` preset's model and optimizer (Muon and AdamW) over the same batches: ``train(steps)``, config."""
+    from tensorlite.models import GPT
+
+    from tensorlite.training.lm_trainer import build_optimizer
+
+    config, train = preset_settings("cpu", vocab_size)
+    tl.manual_seed(0)
+    model = GPT(config)
+    return gpt_trainer(model, batches, tl.tensor, nn.utils.clip_grad_norm_, build_optimizer(model, train)), config
 
 
 def peak_memory_child(framework: str, model_name: str, steps: int) -> None:
@@ -351,16 +378,21 @@ def iterations_side_by_side(trainers: dict[str, Callable[[int], float]], steps: 
 
 
 def shakespeare(torch, rounds: int) -> None:
-    """Training speed side by side, peak memory of each alone, and sampling speed with and without the cache."""
+    """Training speed side by side (nanoGPT's CPU GPT in both; the `cpu` preset's recipe in tensorlite in the same
+    rounds), peak memory of each alone, and sampling speed with and without the cache."""
     config, batch_size, batches = shakespeare_setup(20)
     ours, theirs = shakespeare_models(torch, config)
+    recipe, recipe_config = recipe_trainer(batches, config.vocab_size)
     trainers = {"tensorlite": gpt_trainer(ours, batches, tl.tensor, nn.utils.clip_grad_norm_),
-                "torch": gpt_trainer(theirs, batches, torch.from_numpy, torch.nn.utils.clip_grad_norm_)}
+                "torch": gpt_trainer(theirs, batches, torch.from_numpy, torch.nn.utils.clip_grad_norm_),
+                "tensorlite, `cpu` preset": recipe}
     steps = 20
     times = iterations_side_by_side(trainers, steps, rounds)
-    report(f"Shakespeare GPT, `cpu` preset ({config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide, "
-           f"block {config.block_size}, batch {batch_size}), AdamW + clipping: {steps} iterations, median of "
-           f"{rounds}", times, steps, "iter")
+    report(f"Shakespeare GPT, nanoGPT's CPU run (`nanogpt-cpu`: {config.n_layer} layers, {config.n_head} heads, "
+           f"{config.n_embd} wide, block {config.block_size}, batch {batch_size}), AdamW + clipping: {steps} "
+           f"iterations, median of {rounds}; and tensorlite's `cpu` preset (the same size, bias={recipe_config.bias}, "
+           f"init={recipe_config.init!r}, positions={recipe_config.positions!r}, Muon + AdamW + clipping)",
+           times, steps, "iter")
 
     peak_memory("gpt", "the GPT")
 

@@ -250,7 +250,9 @@ def test_an_epoch_reads_from_the_device_as_often_whatever_its_number_of_batches(
     assert counts[0] == counts[1] > 0
 
 
-def test_language_model_steps_read_nothing_from_the_device(host_reads: list[str], text_file: Path) -> None:
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_language_model_steps_read_nothing_from_the_device(host_reads: list[str], text_file: Path,
+                                                            optimizer: str) -> None:
     counts = []
     for iterations in (4, 12):  # one evaluation, at the end
         tl.manual_seed(0)
@@ -260,7 +262,7 @@ def test_language_model_steps_read_nothing_from_the_device(host_reads: list[str]
         model = models.GPT(config).to("sim")
         data = TextData(tokenizer.encode(text))
         config = LMTrainConfig(max_iters=iterations, eval_interval=iterations, eval_iters=2, batch_size=4,
-                               warmup_iters=1)
+                               warmup_iters=1, optimizer=optimizer)
         LMTrainer(model, data, config, progress=False).fit()
         counts.append(len(host_reads))
         host_reads.clear()

@@ -60,6 +60,18 @@ def test_an_old_language_model_run_samples(tmp_path: Path) -> None:
     assert model.lm_head.weight is model.transformer.wte.weight and "wpe" in model.transformer
 
 
+def test_an_old_language_model_run_resumes_with_its_own_optimizer(tmp_path: Path) -> None:
+    """0.1.0 recorded no optimizer: its run trained with AdamW, which --resume keeps (the cpu preset is Muon now)."""
+    out = old_run("gpt", tmp_path)
+    result = invoke("train", "shakespeare", "--out", out, "--resume", "--max-iters", "6", "--eval-iters", "2",
+                    "--batch-size", "4", "--no-progress")
+    assert result.exit_code == 0, result.output
+    state = tl.load(out / run_dir.CHECKPOINT)
+    assert state["train_state"]["iteration"] == 6
+    assert all("exp_avg" in s for s in state["optimizer"]["state"].values()) and len(state["optimizer"]["state"]) == 9
+    assert tl.load_metadata(out / run_dir.CHECKPOINT)["train_config"]["optimizer"] == "adamw"
+
+
 def test_a_run_directory_resolves_to_its_best_checkpoint_if_it_has_one(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         run_dir.resolve_checkpoint(tmp_path)

@@ -117,6 +117,17 @@ def test_explicit_options_override_the_preset() -> None:
     assert char_lm.resolve_settings("gpt", None, {})["max_iters"] == 2000  # the cpu preset by default
 
 
+def test_presets_are_the_recipe_and_nanogpts_runs() -> None:
+    cpu, nanogpt = (char_lm.resolve_settings("gpt", name, {}) for name in ("cpu", "nanogpt-cpu"))
+    assert (cpu["optimizer"], cpu["muon_lr"], cpu["init"], cpu["bias"]) == ("muon", 0.02, "pytorch", True)
+    assert "optimizer" not in nanogpt and "init" not in nanogpt and nanogpt["bias"] is False  # nanoGPT's defaults
+    size = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "dropout", "warmup_iters")
+    assert [cpu[k] for k in size] == [nanogpt[k] for k in size] == [4, 4, 128, 64, 12, 2000, 0.0, 100]
+    assert cpu["min_lr"] == nanogpt["min_lr"] == pytest.approx(1e-4)
+    assert char_lm.resolve_settings("gpt", "gpu", {}) == char_lm.resolve_settings("gpt", "nanogpt-gpu", {})
+    assert char_lm.resolve_settings("gpt", "cpu", {"optimizer": "adamw"})["optimizer"] == "adamw"
+
+
 @pytest.mark.parametrize("options, message", [
     ({"n_embd": 100, "n_head": 3}, "--n-embd (100) must be divisible by --n-head (3)"),
     ({"block_size": 0}, "--block-size must be between 1 and 65,536, got 0"),
@@ -124,6 +135,8 @@ def test_explicit_options_override_the_preset() -> None:
     ({"learning_rate": -1.0}, "--lr must be a positive number, got -1.0"),
     ({"dropout": 1.0}, "--dropout must be in [0, 1)"),
     ({"warmup_iters": 50, "max_iters": 50}, "--warmup-iters (50) must be less than --max-iters (50)"),
+    ({"optimizer": "sgd"}, "--optimizer: unknown optimizer 'sgd': expected one of adamw, muon"),
+    ({"muon_lr": 0.0}, "--muon-lr must be a positive number, got 0.0"),
 ])
 def test_bad_options_are_named(options: dict, message: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -154,8 +167,16 @@ def text_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def gpt_run(tmp_path_factory: pytest.TempPathFactory, text_file: Path) -> tuple[Path, Result]:
+    """The cpu preset's recipe (Muon and AdamW) on a tiny model."""
     out = tmp_path_factory.mktemp("lm") / "gpt"
     return out, invoke("train", "shakespeare", *TINY, "--data", text_file, "--out", out)
+
+
+@pytest.fixture(scope="module")
+def adamw_run(tmp_path_factory: pytest.TempPathFactory, text_file: Path) -> tuple[Path, Result]:
+    """nanoGPT's CPU preset (AdamW only) on the same tiny model."""
+    out = tmp_path_factory.mktemp("lm") / "adamw"
+    return out, invoke("train", "shakespeare", "--preset", "nanogpt-cpu", *TINY, "--data", text_file, "--out", out)
 
 
 def final_weights(out: Path) -> dict:
@@ -181,10 +202,13 @@ def test_training_logs_checkpoints_and_prints_val_loss_and_a_sample(gpt_run: tup
     assert state["train_state"]["best_val_loss"] == min(r["val_loss"] for r in records)
 
 
+@pytest.mark.parametrize("recipe", ["cpu", "nanogpt-cpu"])
 def test_resume_after_ctrl_c_ends_exactly_where_the_uninterrupted_run_does(
-        gpt_run: tuple[Path, Result], text_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        recipe: str, request: pytest.FixtureRequest, text_file: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    uninterrupted = request.getfixturevalue("gpt_run" if recipe == "cpu" else "adamw_run")
     calls = 0
-    step = tl.optim.AdamW.step
+    step = tl.optim.AdamW.step  # each recipe steps an AdamW once an iteration (the cpu one a Muon too)
 
     def step_then_ctrl_c(self, *args, **kwargs):
         nonlocal calls
@@ -194,7 +218,7 @@ def test_resume_after_ctrl_c_ends_exactly_where_the_uninterrupted_run_does(
         return step(self, *args, **kwargs)
 
     monkeypatch.setattr(tl.optim.AdamW, "step", step_then_ctrl_c)
-    interrupted = invoke("train", "shakespeare", *TINY, "--data", text_file, "--out", tmp_path)
+    interrupted = invoke("train", "shakespeare", "--preset", recipe, *TINY, "--data", text_file, "--out", tmp_path)
     monkeypatch.undo()
     assert interrupted.exit_code == 0, interrupted.output
     assert "interrupted at iteration 14: checkpoint saved" in interrupted.output
@@ -202,13 +226,17 @@ def test_resume_after_ctrl_c_ends_exactly_where_the_uninterrupted_run_does(
     assert tl.load(tmp_path / CHECKPOINT)["train_state"]["iteration"] == 14
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 1
 
-    resumed = invoke("train", "shakespeare", *TINY, "--data", text_file, "--out", tmp_path, "--resume")
+    states = tl.load(tmp_path / CHECKPOINT)["optimizer"]["state"].values()  # every parameter's, AdamW's or Muon's
+    muon, adamw = sum("momentum_buffer" in s for s in states), sum("exp_avg" in s for s in states)
+    assert (muon, adamw) == ((4, 12) if recipe == "cpu" else (0, 9))  # Muon: the block's four matrices
+
+    resumed = invoke("train", "shakespeare", *TINY, "--data", text_file, "--out", tmp_path, "--resume")  # no preset
     assert resumed.exit_code == 0, resumed.output
-    expected, got = final_weights(gpt_run[0]), final_weights(tmp_path)
+    expected, got = final_weights(uninterrupted[0]), final_weights(tmp_path)
     for key in expected:
         np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
     log = lambda out: [json.loads(line)["val_loss"] for line in (out / "log.jsonl").read_text().splitlines()]  # noqa: E731
-    assert log(tmp_path) == log(gpt_run[0])
+    assert log(tmp_path) == log(uninterrupted[0])
 
 
 def test_sample_streams_a_continuation_of_the_prompt(gpt_run: tuple[Path, Result]) -> None:
@@ -233,6 +261,25 @@ def test_sample_errors_name_the_problem(gpt_run: tuple[Path, Result], tmp_path: 
     assert_fails(invoke("sample", tmp_path / "mlp.safetensors"), "holds a 'mlp-task' checkpoint",
                  "not a character language model")
     assert_fails(invoke("sample", tmp_path / "missing.safetensors"), "no checkpoint at")
+
+
+def test_resume_refuses_another_optimizer(gpt_run: tuple[Path, Result], adamw_run: tuple[Path, Result]) -> None:
+    assert_fails(invoke("train", "shakespeare", *TINY, "--optimizer", "adamw", "--out", gpt_run[0], "--resume"),
+                 "--resume", "trained with optimizer 'muon', not 'adamw'")
+    assert_fails(invoke("train", "shakespeare", *TINY, "--muon-lr", "0.05", "--out", gpt_run[0], "--resume"),
+                 "trained with muon_lr 0.02, not 0.05")
+    assert_fails(invoke("train", "shakespeare", *TINY, "--optimizer", "muon", "--out", adamw_run[0], "--resume"),
+                 "trained with optimizer 'adamw', not 'muon'")
+
+
+def test_the_log_and_schedule_of_a_muon_run(gpt_run: tuple[Path, Result]) -> None:
+    """The log's lr is AdamW's (--lr 1e-2); Muon's rate decays from 0.02 to the same tenth of it."""
+    out, result = gpt_run
+    assert result.exit_code == 0, result.output
+    assert tl.load_metadata(out / CHECKPOINT)["train_config"]["optimizer"] == "muon"
+    scheduler = tl.load(out / CHECKPOINT)["scheduler"]
+    assert scheduler["base_lrs"] == [1e-2, 1e-2, 0.02] and scheduler["min_lrs"] == pytest.approx([1e-3, 1e-3, 2e-3])
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["lr"] == pytest.approx(1e-3)
 
 
 def test_char_lstm_trains_and_samples(text_file: Path, tmp_path: Path) -> None:

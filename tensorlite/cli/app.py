@@ -258,12 +258,18 @@ CHAR_LM_OPTIONS = {
     "progress": (bool, _PROGRESS),
 }
 GPT_OPTIONS = {
-    "preset": (str, typer.Option("cpu", help="cpu: nanoGPT's CPU run (4 layers, 128 wide, 2000 iterations); gpu: "
-                                             "its GPU run (6 layers, 384 wide, block 256, dropout 0.2, 5000 "
+    "preset": (str, typer.Option("cpu", help="cpu: nanoGPT's CPU model size (4 layers, 128 wide, 2000 iterations) "
+                                             "trained with tensorlite's recipe (PyTorch's init, biases, Muon); "
+                                             "nanogpt-cpu: nanoGPT's CPU run exactly; nanogpt-gpu (and, for now, "
+                                             "gpu): its GPU run (6 layers, 384 wide, block 256, dropout 0.2, 5000 "
                                              "iterations)")),
     "n_layer": (int, typer.Option(None, help="transformer blocks")),
     "n_head": (int, typer.Option(None, help="attention heads (must divide --n-embd)")),
     "n_embd": (int, typer.Option(None, help="embedding width")),
+    "optimizer": (str, typer.Option(None, help="adamw: AdamW on every parameter (nanoGPT's); muon: Muon on the "
+                                               "transformer blocks' matrices, AdamW on the rest (default: the "
+                                               "preset's; --resume keeps the run's)")),
+    "muon_lr": (float, typer.Option(None, help="Muon's peak learning rate, on --lr's schedule (default: 0.02)")),
     "out": (str, _out_option("shakespeare")),
 }
 LSTM_OPTIONS = {

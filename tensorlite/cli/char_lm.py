@@ -17,6 +17,7 @@ from tensorlite.datasets.text import CharTokenizer, TextData, load_shakespeare
 from tensorlite.nn import Module
 from tensorlite.tensor import Tensor
 from tensorlite.training import LMTrainConfig, LMTrainer, run_dir
+from tensorlite.training.lm_trainer import OPTIMIZER_FIELDS, OPTIMIZERS
 from tensorlite.training.run_dir import CHECKPOINT, LANGUAGE_MODELS
 
 KIND = "char-lm"
@@ -28,7 +29,7 @@ def resolve_settings(model_type: str, preset: str | None, chosen: dict[str, Any]
     """Preset (or the model's defaults) overridden by the ``chosen`` options that are not None, checked."""
     options.check_choice("model_type", "language model type", model_type, LANGUAGE_MODELS)
     if model_type == "gpt":
-        preset = preset or "cpu"
+        preset = preset or "cpu"  # tensorlite's recipe; nanogpt-cpu for nanoGPT's
         options.check_choice("--preset", "preset", preset, GPT_PRESETS)
         settings = dict(GPT_PRESETS[preset])
     else:
@@ -52,6 +53,8 @@ def _check_settings(model_type: str, settings: dict[str, Any]) -> None:
         raise UsageError(f"--dropout must be in [0, 1), got {settings['dropout']}")
     lr = settings.get("learning_rate", LMTrainConfig.learning_rate)
     options.check_positive("--lr", lr)
+    options.check_choice("--optimizer", "optimizer", settings.get("optimizer", LMTrainConfig.optimizer), OPTIMIZERS)
+    options.check_positive("--muon-lr", settings.get("muon_lr", LMTrainConfig.muon_lr))
     if not 0 <= settings["min_lr"] <= lr:
         raise UsageError(f"min_lr must be between 0 and --lr ({lr}), got {settings['min_lr']}")
     warmup, max_iters = settings["warmup_iters"], settings["max_iters"]
@@ -75,6 +78,7 @@ def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Pat
         if saved["model"] != model_type:
             raise UsageError(f"--resume: {run / CHECKPOINT} holds a {saved['model']} model, not a {model_type}")
         options.check_resumed(saved["model_config"], chosen, run)
+        settings.update(_recorded_optimizer(saved, chosen, run))
         tokenizer, model_config = CharTokenizer.from_dict(saved["tokenizer"]), config_cls(**saved["model_config"])
     else:
         tokenizer = CharTokenizer.from_text(text)
@@ -97,6 +101,21 @@ def train_char_lm(model_type: str, *, preset: str | None = None, data: str | Pat
         raise UsageError(f"--data / --block-size: {exc}") from None
     trainer.fit(resume=resume, overwrite=overwrite)
     return trainer, tokenizer
+
+
+def _recorded_optimizer(saved: dict[str, Any], chosen: dict[str, Any], run: Path) -> dict[str, Any]:
+    """The optimizer settings of the run to resume, as it recorded them (runs before Muon: AdamW), whatever the
+    preset says now: its checkpoint holds that optimizer's state. An option that contradicts them is refused."""
+    recorded = saved.get("train_config")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    fields = {field.name: field.default for field in dataclasses.fields(LMTrainConfig)}
+    settings = {key: recorded.get(key, fields[key]) for key in OPTIMIZER_FIELDS}
+    numbers = [settings[key] for key in OPTIMIZER_FIELDS if key != "optimizer"]
+    if settings["optimizer"] not in OPTIMIZERS or not all(type(n) in (int, float) for n in numbers):
+        raise UsageError(f"--resume: {run / CHECKPOINT} records optimizer settings that this tensorlite cannot "
+                         f"continue: {settings}")
+    options.check_resumed(settings, {key: chosen.get(key) for key in OPTIMIZER_FIELDS}, run)
+    return settings
 
 
 # -- loading and sampling ---------------------------------------------------------------------------------

@@ -1,18 +1,18 @@
 """The iteration-based variant of the training loop, for language models, after nanoGPT's ``train.py``.
 
-Each iteration draws ``batch_size`` random windows of the training text, takes one AdamW step
-with gradient clipping, and moves the learning rate along ``WarmupCosineLR`` (linear warmup, then
-cosine decay to ``min_lr`` at ``max_iters``). Every ``eval_interval`` iterations and at the end,
-the mean train and val losses over ``eval_iters`` batches each (the same windows every time) go
-as one JSON line to ``<out_dir>/log.jsonl``, and ``checkpoint.safetensors`` (the latest) and
-``best.safetensors`` (the lowest val loss) are written: model, optimizer, scheduler, iteration,
-and metadata (kind ``char-lm``, model type and config, vocabulary). Iteration ``i`` takes its
-batch and its dropout seed from a generator seeded with ``(seed, i)``, so a resumed run ends
-exactly where an uninterrupted one does. Ctrl-C finishes the current iteration, saves, and returns.
-A new run saves the untrained state first, so its directory always holds a checkpoint. Each step's loss is
-checked for NaN and infinity on the device (``stopping.LossWatch``), read before every save: a non-finite
-loss stops the run with ``NonFiniteLossError`` naming the iteration, leaving the last checkpoint saved
-(a finite state) as the latest.
+Each iteration draws ``batch_size`` random windows of the training text, takes one optimizer step with
+gradient clipping (AdamW, nanoGPT's; or, with ``optimizer="muon"``, Muon on the hidden matrices and AdamW on
+the rest), and moves the learning rate along ``WarmupCosineLR`` (linear warmup, then cosine decay to
+``min_lr`` at ``max_iters``; Muon's from ``muon_lr`` to the same fraction of it). Every ``eval_interval``
+iterations and at the end, the mean train and val losses over ``eval_iters`` batches each (the same windows
+every time) go as one JSON line to ``<out_dir>/log.jsonl``, and ``checkpoint.safetensors`` (the latest) and
+``best.safetensors`` (the lowest val loss) are written: model, optimizer, scheduler, iteration, and metadata
+(kind ``char-lm``, model type and config, vocabulary). Iteration ``i`` takes its batch and its dropout seed
+from a generator seeded with ``(seed, i)``, so a resumed run ends exactly where an uninterrupted one does.
+Ctrl-C finishes the current iteration, saves, and returns. A new run saves the untrained state first, so its
+directory always holds a checkpoint. Each step's loss is checked for NaN and infinity on the device
+(``stopping.LossWatch``), read before every save: a non-finite loss stops the run with ``NonFiniteLossError``
+naming the iteration, leaving the last checkpoint saved (a finite state) as the latest.
 
 Why a second loop and not options of ``Trainer``: a language model never sees an epoch. Its batches
 are random windows drawn per iteration, not a shuffled pass over a dataset; it evaluates every N
@@ -51,7 +51,7 @@ class LMTrainConfig:
 
     max_iters: int = 2000
     batch_size: int = 12
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # AdamW's peak rate
     min_lr: float = 1e-4  # where the cosine decay ends, at max_iters
     warmup_iters: int = 100
     weight_decay: float = 0.1
@@ -60,6 +60,28 @@ class LMTrainConfig:
     eval_interval: int = 250
     eval_iters: int = 200  # batches per split for each loss estimate
     seed: int = 1337
+    optimizer: str = "adamw"  # "adamw": AdamW on every parameter; "muon": Muon on the hidden matrices, AdamW elsewhere
+    muon_lr: float = 0.02  # Muon's peak rate, on the same schedule (decaying to min_lr / learning_rate of it)
+    muon_momentum: float = 0.95
+    muon_weight_decay: float = 0.0  # Keller Jordan's Muon decays nothing (torch.optim.Muon's default is 0.1)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"LMTrainConfig: optimizer must be {' or '.join(map(repr, OPTIMIZERS))}, got "
+                             f"{self.optimizer!r}")
+
+
+OPTIMIZERS = ("adamw", "muon")
+# The settings that decide the optimizer's state (which optimizer holds which parameter): a run resumes with its own.
+OPTIMIZER_FIELDS = ("optimizer", "muon_lr", "muon_momentum", "muon_weight_decay")
+
+
+def build_optimizer(model: Module, config: LMTrainConfig) -> Any:
+    """The optimizer ``config`` describes for a language model (its ``configure_optimizers``): AdamW, or Muon on
+    the hidden matrices and AdamW on the rest (a ``CombinedOptimizer``)."""
+    muon = dict(muon_lr=config.muon_lr, muon_momentum=config.muon_momentum,
+                muon_weight_decay=config.muon_weight_decay) if config.optimizer == "muon" else {}
+    return model.configure_optimizers(config.weight_decay, config.learning_rate, config.betas, **muon)
 
 
 def _seeded(seed: int, stream: int, index: int = 0) -> numpy.random.Generator:
@@ -81,8 +103,11 @@ class LMTrainer:
                 raise ValueError(f"LMTrainer: the {split} split has {len(tokens)} tokens, fewer than the "
                                  f"block_size + 1 = {self.block_size + 1} that one window and its targets need; "
                                  "use a longer text or a smaller block_size")
-        self.optimizer = model.configure_optimizers(config.weight_decay, config.learning_rate, config.betas)
-        self.scheduler = WarmupCosineLR(self.optimizer, config.warmup_iters, config.max_iters, config.min_lr)
+        self.optimizer = build_optimizer(model, config)
+        # A group at the peak learning_rate decays to min_lr, any other (Muon's) to the same fraction of its rate.
+        min_lrs = [config.min_lr if group["lr"] == config.learning_rate
+                   else group["lr"] * config.min_lr / config.learning_rate for group in self.optimizer.param_groups]
+        self.scheduler = WarmupCosineLR(self.optimizer, config.warmup_iters, config.max_iters, min_lrs)
         self.iteration = 0
         self.best_val_loss = math.inf
         self.history: list[dict] = []  # one record per evaluation
@@ -91,7 +116,7 @@ class LMTrainer:
 
     # -- one step, one estimate ------------------------------------------------------------------------
     def train_step(self) -> Tensor:
-        """One AdamW step on the batch of the current iteration; returns the loss (0-d, detached)."""
+        """One optimizer step on the batch of the current iteration; returns the loss (0-d, detached)."""
         cfg = self.config
         rng = _seeded(cfg.seed, TRAIN_STREAM, self.iteration)
         x, y = self.data.get_batch("train", cfg.batch_size, self.block_size, self.device, rng)
