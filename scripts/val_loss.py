@@ -1,25 +1,36 @@
-"""Final validation loss of the `cpu` preset, tensorlite and PyTorch each with their own randomness.
+"""Val loss against training time: tensorlite's `cpu` preset against nanoGPT's CPU recipe in PyTorch, seed by seed.
 
-    python scripts/val_loss.py                      # seeds 1337, 0 and 1: about 3.5 minutes per seed here
-    python scripts/val_loss.py --seeds 1337 --max-iters 200
+    python scripts/val_loss.py                      # seeds 1337, 0 and 1, 2000 iterations each (minutes per seed)
+    python scripts/val_loss.py --seeds 1337 --set positions=rotary --set qk_norm=true --no-torch   # screen a change
+    python scripts/val_loss.py --seeds 1337 --set max_iters=1500 --set batch_size=16               # spend the budget
 
-For each seed, tensorlite trains the preset exactly as ``tensorlite train shakespeare --preset cpu``
-does, and PyTorch runs nanoGPT's ``train.py`` loop on the same recipe with PyTorch's own generator
-for the initial weights and batches (``torch.manual_seed(seed)``; nanoGPT's init and ``get_lr``).
-Both estimate the final loss over 200 batches per split. So this measures what the recipe reaches,
-framework by framework, not only whether the two compute alike (the tests check that step by step).
-Last, the spread of a val-loss estimate over 20 batches (nanoGPT's CPU setting) and over 200, from
-2,000 batches drawn for the first seed's tensorlite model.
+For each seed, tensorlite trains the `cpu` preset exactly as ``tensorlite train shakespeare --preset cpu``
+does (with the ``--set`` changes: any ``GPTConfig`` or ``LMTrainConfig`` field, e.g. ``positions=rotary``,
+``qk_norm=true``, ``activation=relu2``, ``muon_lr=0.03``, ``optimizer=adamw``), and PyTorch runs nanoGPT's
+``train.py`` loop on nanoGPT's CPU recipe (the `nanogpt-cpu` preset: nanoGPT's init N(0, 0.02), no biases,
+AdamW) with PyTorch's own generator for the initial weights and batches (``torch.manual_seed(seed)``; nanoGPT's
+init, ``get_lr`` and ``estimate_loss``). Both estimate train and val loss over ``--eval-iters`` (200) batches
+per split every ``--eval-interval`` iterations and at the end; the training wall time leaves those
+evaluations (and tensorlite's checkpoint saves) out. Printed: each seed's final losses and training time, the
+means, the CPU (its vector extensions matter: see docs/benchmarks.md); saved: a PNG of val loss against
+training time for every run (``--plot``, default docs/val_loss.png). Last, unless ``--spread-batches 0``, the
+spread of a val-loss estimate over 20 batches (nanoGPT's CPU setting) and over 200, from the first seed's
+tensorlite model.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import re
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from bench import torch_gpt
+from bench import preset_settings, torch_gpt
+from tensorlite.models import GPTConfig
 
 import tensorlite as tl
 from tensorlite.cli.char_lm import load_char_lm, train_char_lm
@@ -27,25 +38,64 @@ from tensorlite.cli.presets import GPT_PRESETS
 from tensorlite.datasets import CharTokenizer, TextData, load_shakespeare
 from tensorlite.training import LMTrainConfig
 
-RUNS = "runs/val-loss"
+RECIPE, BASELINE = "cpu", "nanogpt-cpu"
+NOT_SETTABLE = {"vocab_size", "seed", "eval_interval", "eval_iters"}  # fixed by the data or by this script's options
+SETTABLE = ({f.name for f in dataclasses.fields(GPTConfig)} | {f.name for f in dataclasses.fields(LMTrainConfig)}) \
+    - NOT_SETTABLE
+
+Curve = list[tuple[float, float, float]]  # (training seconds so far, train loss, val loss) per evaluation
 
 
-def tensorlite_run(seed: int, max_iters: int, eval_iters: int) -> dict[str, float]:
-    trainer, _ = train_char_lm("gpt", preset="cpu", out=f"{RUNS}/seed{seed}", progress=False, seed=seed,
-                               max_iters=max_iters, eval_interval=max_iters, eval_iters=eval_iters)
-    return trainer.history[-1]
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``"qk_norm=true"`` -> ("qk_norm", True): booleans, integers, floats, comma-separated tuples, else strings."""
+    key, sep, raw = text.partition("=")
+    if not sep or key not in SETTABLE:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY one of {', '.join(sorted(SETTABLE))}, "
+                                         f"got {text!r}")
+
+    def value(word: str) -> Any:
+        if word.lower() in ("true", "false"):
+            return word.lower() == "true"
+        for kind in (int, float):
+            try:
+                return kind(word)
+            except ValueError:
+                pass
+        return word
+
+    return key, tuple(value(w) for w in raw.split(",")) if "," in raw else value(raw)
 
 
-def torch_run(torch, seed: int, max_iters: int, eval_iters: int) -> dict[str, float]:
-    """nanoGPT's training loop on the preset's recipe, with PyTorch's generator for weights and batches."""
-    from tensorlite.models import GPTConfig
+def cpu_description() -> str:
+    """The processor's name and its widest vector extension (AVX-512 or AVX2 decides the BLAS kernels)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    name, flag_line = (re.search(rf"^{key}\s*:\s*(.+)$", info, re.M) for key in ("model name", "flags"))
+    flags = set(flag_line.group(1).split()) if flag_line else set()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2 (no AVX-512)" if "avx2" in flags else "no AVX2"
+    return f"{name.group(1) if name else 'unknown CPU'}, {vector}"
 
-    preset, recipe = GPT_PRESETS["cpu"], LMTrainConfig()
+
+def tensorlite_run(seed: int, settings: dict[str, Any], eval_interval: int, eval_iters: int, out: Path) -> Curve:
+    """The `cpu` preset with ``settings``, as `tensorlite train shakespeare` trains it; its evaluations' curve."""
+    trainer, _ = train_char_lm("gpt", preset=RECIPE, out=out / f"seed{seed}", progress=False, seed=seed,
+                               eval_interval=eval_interval, eval_iters=eval_iters, **settings)
+    curve, seconds, done = [], 0.0, 0
+    for record in trainer.history:  # iters_per_second: the iterations since the last evaluation, over their time
+        seconds += (record["iter"] - done) / record["iters_per_second"]
+        done = record["iter"]
+        curve.append((seconds, record["train_loss"], record["val_loss"]))
+    return curve
+
+
+def torch_run(torch, seed: int, max_iters: int, eval_interval: int, eval_iters: int) -> Curve:
+    """nanoGPT's training loop on its CPU recipe, with PyTorch's generator for weights and batches."""
     text = load_shakespeare()
     tokenizer = CharTokenizer.from_text(text)
     splits = {name: torch.from_numpy(ids) for name, ids in TextData(tokenizer.encode(text)).splits.items()}
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, **{k: preset[k] for k in ("n_layer", "n_head", "n_embd",
-                                                                                   "block_size", "dropout", "bias")})
+    config, recipe = preset_settings(BASELINE, tokenizer.vocab_size)
     torch.manual_seed(seed)
     model = torch_gpt(torch, config)
     for name, p in model.named_parameters():  # nanoGPT's init: N(0, 0.02), residual projections scaled by depth
@@ -63,11 +113,21 @@ def torch_run(torch, seed: int, max_iters: int, eval_iters: int) -> dict[str, fl
 
     def get_batch(split: str):
         data = splits[split]
-        ix = torch.randint(len(data) - config.block_size, (preset["batch_size"],))
+        ix = torch.randint(len(data) - config.block_size, (recipe.batch_size,))
         return (torch.stack([data[i:i + config.block_size] for i in ix]),
                 torch.stack([data[i + 1:i + 1 + config.block_size] for i in ix]))
 
+    @torch.no_grad()
+    def estimate_loss() -> tuple[float, float]:  # nanoGPT's
+        model.eval()
+        losses = [float(np.mean([model(*get_batch(split))[1].item() for _ in range(eval_iters)]))
+                  for split in ("train", "val")]
+        model.train()
+        return losses[0], losses[1]
+
+    curve, seconds = [], 0.0
     for it in range(max_iters):
+        start = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = get_lr(it)
         _, loss = model(*get_batch("train"))
@@ -75,19 +135,19 @@ def torch_run(torch, seed: int, max_iters: int, eval_iters: int) -> dict[str, fl
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
         optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        return {f"{split}_loss": float(np.mean([model(*get_batch(split))[1].item() for _ in range(eval_iters)]))
-                for split in ("train", "val")}
+        seconds += time.perf_counter() - start
+        if (it + 1) % eval_interval == 0 or it + 1 == max_iters:
+            curve.append((seconds, *estimate_loss()))
+    return curve
 
 
-def estimate_spread(seed: int, n_batches: int = 2000) -> None:
+def estimate_spread(out: Path, seed: int, n_batches: int) -> None:
     """The standard deviation of the mean val loss over 20 and over 200 random batches, for one trained model."""
-    model, tokenizer, _ = load_char_lm(f"{RUNS}/seed{seed}")
+    model, tokenizer, _ = load_char_lm(out / f"seed{seed}")
     data = TextData(tokenizer.encode(load_shakespeare()))
     rng = np.random.default_rng(seed)
     with tl.no_grad():
-        losses = np.array([model(*data.get_batch("val", GPT_PRESETS["cpu"]["batch_size"], model.config.block_size,
+        losses = np.array([model(*data.get_batch("val", GPT_PRESETS[RECIPE]["batch_size"], model.config.block_size,
                                                  "cpu", rng))[1].item() for _ in range(n_batches)])
     spread = {k: losses[:n_batches // k * k].reshape(-1, k).mean(axis=1) for k in (20, 200)}
     print(f"    seed {seed} tensorlite model, {n_batches} val batches: mean {losses.mean():.4f}; an estimate over 20 "
@@ -95,30 +155,87 @@ def estimate_spread(seed: int, n_batches: int = 2000) -> None:
           f"std {spread[200].std():.4f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 0, 1])
-    parser.add_argument("--max-iters", type=int, default=GPT_PRESETS["cpu"]["max_iters"])
-    parser.add_argument("--eval-iters", type=int, default=LMTrainConfig.eval_iters)
-    parser.add_argument("--spread-batches", type=int, default=2000, help="val batches for the estimates' spread")
-    args = parser.parse_args()
-    import torch
+def plot(curves: dict[tuple[str, int], Curve], path: Path, title: str) -> None:
+    """Val loss against training seconds, one line per run: tensorlite's in one colour, PyTorch's in another."""
+    import matplotlib
 
-    torch.set_num_threads(2)
-    print(f"`cpu` preset, {args.max_iters} iterations, loss over {args.eval_iters} batches per split")
-    finals: dict[str, list[float]] = {"tensorlite": [], "torch": []}
-    runs = {"tensorlite": tensorlite_run, "torch": lambda *a: torch_run(torch, *a)}
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colours = {"tensorlite": "tab:blue", "torch": "tab:orange"}
+    for (name, seed), curve in curves.items():
+        seconds, _, val = zip(*curve)
+        ax.plot(seconds, val, marker="o", markersize=3, color=colours[name], alpha=0.85,
+                label=f"{name}, seed {seed}: {val[-1]:.4f} in {seconds[-1]:.0f} s")
+    ax.set_xlabel("training wall time (s; evaluations left out)")
+    ax.set_ylabel("val loss (mean over the evaluation batches)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 0, 1])
+    parser.add_argument("--max-iters", type=int, default=None,
+                        help="iterations of both runs (default: each preset's, 2000); --set max_iters=N for "
+                             "tensorlite's alone")
+    parser.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="change the tensorlite recipe: a GPTConfig or LMTrainConfig field (repeatable)")
+    parser.add_argument("--eval-interval", type=int, default=250, help="iterations between points of the curves")
+    parser.add_argument("--eval-iters", type=int, default=LMTrainConfig.eval_iters, help="batches per split")
+    parser.add_argument("--no-torch", action="store_true", help="train tensorlite only (screening a change)")
+    parser.add_argument("--plot", type=Path, default=Path("docs/val_loss.png"), help="where the PNG goes")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("runs/val-loss"), help="tensorlite's run directories")
+    parser.add_argument("--spread-batches", type=int, default=2000,
+                        help="val batches for the estimates' spread (0: skip it)")
+    args = parser.parse_args()
+    settings = dict(args.settings)
+    if args.max_iters is not None:
+        settings.setdefault("max_iters", args.max_iters)
+    torch_iters = args.max_iters or GPT_PRESETS[BASELINE]["max_iters"]
+    torch = None
+    if not args.no_torch:
+        import torch
+
+        torch.set_num_threads(2)
+    changes = ", ".join(f"{k}={v}" for k, v in settings.items()) or "none"
+    print(f"CPU: {cpu_description()}")
+    print(f"tensorlite: the `{RECIPE}` preset, changes: {changes}"
+          + ("" if args.no_torch else f"; torch: nanoGPT's CPU recipe (`{BASELINE}`), {torch_iters} iterations"))
+    print(f"losses over {args.eval_iters} batches per split; training time leaves the evaluations out")
+    curves: dict[tuple[str, int], Curve] = {}
     for seed in args.seeds:
-        for name, run in runs.items():
-            start = time.perf_counter()
-            losses = run(seed, args.max_iters, args.eval_iters)
-            finals[name].append(losses["val_loss"])
-            print(f"    seed {seed:>5}  {name:<10}  train {losses['train_loss']:.4f}  val {losses['val_loss']:.4f}"
-                  f"  ({time.perf_counter() - start:.0f} s)", flush=True)
-    for name, values in finals.items():
-        print(f"    {name:<10} val loss mean {np.mean(values):.4f} over {len(values)} seed(s), "
-              f"min {min(values):.4f}, max {max(values):.4f}")
-    estimate_spread(args.seeds[0], args.spread_batches)
+        for name in ("tensorlite",) if torch is None else ("tensorlite", "torch"):
+            curve = curves[name, seed] = (
+                tensorlite_run(seed, settings, args.eval_interval, args.eval_iters, args.out) if name == "tensorlite"
+                else torch_run(torch, seed, torch_iters, args.eval_interval, args.eval_iters))
+            seconds, train, val = curve[-1]
+            print(f"    seed {seed:>5}  {name:<10}  train {train:.4f}  val {val:.4f}  training {seconds:7.1f} s",
+                  flush=True)
+    for name in ("tensorlite", "torch"):
+        finals = [curve[-1] for (n, _), curve in curves.items() if n == name]
+        if finals:
+            seconds, _, val = (np.array(column) for column in zip(*finals))
+            print(f"    {name:<10} val loss mean {val.mean():.4f} over {len(val)} seed(s) (min {val.min():.4f}, max "
+                  f"{val.max():.4f}); training time mean {seconds.mean():.1f} s")
+    if torch is not None:
+        ratio = np.mean([curves["tensorlite", s][-1][0] for s in args.seeds]) / np.mean(
+            [curves["torch", s][-1][0] for s in args.seeds])
+        print(f"    training time tensorlite/torch = {ratio:.2f}")
+    if not args.no_plot:
+        plot(curves, args.plot, f"Tiny Shakespeare: tensorlite `{RECIPE}` preset (changes: {changes}) vs nanoGPT's "
+                                f"CPU recipe in PyTorch\n{cpu_description()}")
+        print(f"plot: {args.plot}")
+    if args.spread_batches:
+        estimate_spread(args.out, args.seeds[0], args.spread_batches)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Smoke tests of the benchmark scripts: they run and print their results (no timing assertions)."""
 
+import json
 import re
 import subprocess
 import sys
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from oracle import torch, torch_or_skip
+
+import tensorlite as tl
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -20,19 +23,46 @@ def test_bench_ops_prints_the_ratio():
     assert "torch" not in out.stdout  # --no-torch
 
 
+def val_loss(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPTS / "val_loss.py"), "--eval-iters", "2", *args],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
 @pytest.mark.parity
-def test_val_loss_trains_both_frameworks_and_prints_their_losses(tmp_path):
+def test_val_loss_trains_both_recipes_and_plots_val_loss_against_time(tmp_path):
     torch_or_skip()  # the script imports PyTorch in its own process
-    out = subprocess.run([sys.executable, str(SCRIPTS / "val_loss.py"), "--seeds", "3", "--max-iters", "10",
-                          "--eval-iters", "2", "--spread-batches", "400"],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = val_loss(tmp_path, "--seeds", "3", "--max-iters", "10", "--eval-interval", "5", "--spread-batches", "400",
+                   "--plot", "plots/val.png")
     assert out.returncode == 0, out.stderr
+    assert re.search(r"^CPU: .+, (AVX-512|AVX2 \(no AVX-512\)|no AVX2)$", out.stdout, re.M), out.stdout
+    assert "tensorlite: the `cpu` preset, changes: max_iters=10; torch: nanoGPT's CPU recipe" in out.stdout
     for name in ("tensorlite", "torch"):
-        losses = re.search(rf"seed +3 +{name} +train (\d+\.\d+) +val (\d+\.\d+)", out.stdout)
-        assert losses and all(2.5 < float(x) < 4.5 for x in losses.groups()), out.stdout  # near ln(65) = 4.17
-    assert (tmp_path / "runs" / "val-loss" / "seed3" / "best.safetensors").exists()
+        losses = re.search(rf"seed +3 +{name} +train (\d+\.\d+) +val (\d+\.\d+) +training +(\d+\.\d) s", out.stdout)
+        assert losses and all(2.5 < float(x) < 4.5 for x in losses.groups()[:2]), out.stdout  # near ln(65) = 4.17
+        assert float(losses.group(3)) > 0
+    assert re.search(r"training time tensorlite/torch = \d+\.\d\d", out.stdout), out.stdout
+    assert (tmp_path / "plots" / "val.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run = tmp_path / "runs" / "val-loss" / "seed3"
+    assert [r["iter"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())] == [5, 10]
+    metadata = tl.load_metadata(run / "best.safetensors")
+    assert metadata["train_config"]["optimizer"] == "muon" and metadata["model_config"]["init"] == "pytorch"
     spread = re.search(r"over 20 batches has std (\d+\.\d+) .* over 200 std (\d+\.\d+)", out.stdout)
     assert spread and 0 < float(spread.group(2)) < float(spread.group(1)), out.stdout  # more batches, less noise
+
+
+def test_val_loss_screens_a_recipe_change_in_tensorlite_alone(tmp_path):
+    out = val_loss(tmp_path, "--seeds", "5", "--set", "max_iters=6", "--set", "positions=rotary", "--set",
+                   "qk_norm=true", "--set", "muon_lr=0.03", "--no-torch", "--no-plot", "--spread-batches", "0",
+                   "--eval-interval", "3")
+    assert out.returncode == 0, out.stderr
+    assert "changes: max_iters=6, positions=rotary, qk_norm=True, muon_lr=0.03" in out.stdout
+    assert re.search(r"seed +5 +tensorlite +train", out.stdout) and "torch" not in out.stdout.split("changes:")[1]
+    metadata = tl.load_metadata(tmp_path / "runs" / "val-loss" / "seed5" / "checkpoint.safetensors")
+    assert metadata["model_config"]["positions"] == "rotary" and metadata["model_config"]["qk_norm"] is True
+    assert metadata["train_config"]["muon_lr"] == 0.03 and metadata["train_config"]["max_iters"] == 6
+    assert not (tmp_path / "docs").exists()
+    bad = val_loss(tmp_path, "--set", "rotary=yes", "--no-torch")
+    assert bad.returncode == 2 and "expected KEY=VALUE with KEY one of" in bad.stderr and "positions" in bad.stderr
 
 
 @pytest.mark.parity
