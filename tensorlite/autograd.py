@@ -10,6 +10,11 @@ Anomaly detection (``detect_anomaly``, ``set_detect_anomaly``), as PyTorch's: wh
 node remembers where its forward op was called, and backward raises a ``RuntimeError`` naming the
 first backward function that returns a NaN, with that place. A node of class ``Log`` is reported
 as ``LogBackward`` (PyTorch says ``LogBackward0``; tensorlite has no overloads to number).
+
+Post-accumulate-grad hooks (``Tensor.register_post_accumulate_grad_hook``, as PyTorch's): a hook on a
+leaf runs once per backward, as soon as every gradient that backward sends to the leaf is in its
+``.grad``, while the rest of the graph is still being walked. ``DistributedDataParallel`` starts
+averaging a bucket of gradients across processes from there, overlapping the rest of backward.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ _grad_enabled = True
 _anomaly_enabled = False  # record where each node's forward ran
 _anomaly_check_nan = True  # and, in backward, raise on a NaN gradient
 TRACE_FRAMES = 4  # how many of the caller's frames a node remembers in anomaly mode
+_hooked_leaves = 0  # hooks registered on leaves: while there are none, backward does not look for them
 
 
 def is_grad_enabled() -> bool:
@@ -213,14 +219,57 @@ class Function:
         self.__dict__.clear()
 
 
+class RemovableHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` takes the hook off again."""
+
+    def __init__(self, hooks: dict[int, Callable], key: int) -> None:
+        self._hooks, self._key = hooks, key
+
+    def remove(self) -> None:
+        global _hooked_leaves
+        if self._hooks.pop(self._key, None) is not None:
+            _hooked_leaves -= 1
+
+
+def register_post_accumulate_grad_hook(leaf: Tensor, hook: Callable[[Tensor], None]) -> RemovableHandle:
+    """Call ``hook(leaf)`` in every backward once ``leaf.grad`` holds all that backward sends to it."""
+    global _hooked_leaves
+    if leaf._fn is not None:
+        raise RuntimeError("register_post_accumulate_grad_hook: hooks can only be registered on leaf tensors; "
+                           f"this one was computed by {type(leaf._fn).__name__}")
+    if not leaf._requires_grad:
+        raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not require grad, so backward "
+                           "never accumulates into it")
+    hooks = getattr(leaf, "_grad_hooks", None)
+    if hooks is None:
+        hooks = leaf._grad_hooks = {}
+    key = max(hooks, default=-1) + 1
+    hooks[key] = hook
+    _hooked_leaves += 1
+    return RemovableHandle(hooks, key)
+
+
+def _leaf_done(leaf: Tensor, edges_left: dict[int, int]) -> None:
+    """One more gradient of ``leaf`` is in; run its hooks if it was the last of this backward."""
+    left = edges_left[id(leaf)] - 1
+    edges_left[id(leaf)] = left
+    if left == 0:
+        for hook in list(leaf._grad_hooks.values()):
+            hook(leaf)
+
+
 def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
     """Propagate ``grad`` (an array shaped like ``root``) to every leaf that requires grad."""
     root_fn = root._fn
     claimed = {id(grad)}  # the caller's gradient array: a leaf must own a copy, not alias it
     if root_fn is None:  # backward on a leaf: its gradient is ``grad`` itself
         _accumulate(root, grad, claimed)
+        if _hooked_leaves and getattr(root, "_grad_hooks", None):
+            _leaf_done(root, {id(root): 1})
         return
-    # 1. Count, for every node, how many edges lead into it from the nodes above it.
+    # 1. Count, for every node, how many edges lead into it from the nodes above it (and into each leaf
+    #    with hooks, which run once the last of them has delivered its gradient).
+    hooked: dict[int, int] | None = {} if _hooked_leaves else None
     pending = {root_fn: 0}
     stack = [root_fn]
     while stack:
@@ -238,6 +287,8 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                 else:
                     pending[parent] = 1
                     stack.append(parent)
+            elif hooked is not None and getattr(inp, "_grad_hooks", None):
+                hooked[id(inp)] = hooked.get(id(inp), 0) + 1
     # 2. Visit nodes once all their consumers have contributed (Kahn's algorithm).
     grads = {root_fn: grad}
     ready = [root_fn]
@@ -254,6 +305,8 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
             parent = inp._fn
             if parent is None:
                 _accumulate(inp, g, claimed)
+                if hooked and id(inp) in hooked:
+                    _leaf_done(inp, hooked)
                 continue
             previous = grads.get(parent)
             grads[parent] = g if previous is None else previous + g

@@ -6,12 +6,12 @@ that ``x.exp()`` and ``tl.exp(x)`` are the same code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy
 
-from tensorlite import dtypes
+from tensorlite import autograd, dtypes
 from tensorlite.autograd import Function, is_grad_enabled, run_backward
 from tensorlite.device import Device
 from tensorlite.device import device as as_device
@@ -24,7 +24,8 @@ class Tensor:
     ``tl.tensor(data)``.
     """
 
-    __slots__ = ("_data", "_device", "_requires_grad", "_fn", "grad", "__weakref__")
+    # _grad_hooks: set only on leaves that have post-accumulate-grad hooks (autograd reads it with getattr)
+    __slots__ = ("_data", "_device", "_requires_grad", "_fn", "grad", "_grad_hooks", "__weakref__")
     __array_priority__ = 1000  # ``ndarray + tensor`` defers to ``Tensor.__radd__``
 
     def __init__(self, data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> None:
@@ -243,6 +244,12 @@ class Tensor:
             if grad.shape != self.shape:
                 raise RuntimeError(f"backward: gradient has shape {grad.shape}, expected {self.shape} (the tensor's)")
         run_backward(self, grad, retain_graph)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> autograd.RemovableHandle:
+        """Call ``hook(self)`` in every backward as soon as this leaf's ``.grad`` holds all that the backward
+        sends to it (once, however many ops used the leaf), while backward goes on with the rest of the
+        graph. Returns a handle whose ``remove()`` takes the hook off. As PyTorch's; leaves only."""
+        return autograd.register_post_accumulate_grad_hook(self, hook)
 
     # -- in-place updates (outside the graph: weight updates, initialisation) --------------------
     def _inplace(self, op: str, ufunc: str | None, other: Any) -> Tensor:
