@@ -24,6 +24,7 @@ from tensorlite.creation import (
 )
 from tensorlite.gradcheck import GradcheckError, gradcheck
 from tensorlite import nn  # noqa: E402
+from tensorlite import distributed  # noqa: E402  (mpi4py is imported by init_process_group only)
 from tensorlite import optim  # noqa: E402
 from tensorlite import utils  # noqa: E402
 from tensorlite.serialization import CheckpointError, load, load_metadata, save
@@ -32,7 +33,7 @@ bool = bool_  # tl.bool, as torch.bool
 
 __all__ = [
     "__version__", "autograd", "Tensor", "Device", "device", "default_device", "set_default_device",
-    "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "nn", "optim",
+    "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "nn", "optim", "distributed",
     "utils", "save", "load", "load_metadata", "CheckpointError",
     "bool", "bool_", "double", "float", "float16", "float32", "float64", "half", "int32", "int64", "long", "uint8",
     "get_default_dtype", "set_default_dtype",

@@ -1,6 +1,6 @@
 """Neural-network building blocks, as ``torch.nn``. ``tl.nn.functional`` holds the functional forms."""
 
-from tensorlite.nn import functional, init, utils
+from tensorlite.nn import functional, init, parallel, utils
 from tensorlite.nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from tensorlite.nn.attention import MultiheadAttention
 from tensorlite.nn.containers import ModuleDict, ModuleList, Sequential
@@ -16,7 +16,7 @@ from tensorlite.nn.parameter import Parameter
 from tensorlite.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from tensorlite.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 
-__all__ = ["functional", "utils", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"]
+__all__ = ["functional", "parallel", "utils", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential"]
 __all__ += ["init", "BatchNorm1d", "Dropout", "Embedding", "Flatten", "GELU", "Identity", "LayerNorm", "LeakyReLU",
             "Linear", "MultiheadAttention", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 __all__ += ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss"]
