@@ -315,3 +315,49 @@ def test_gradcheck_rejects_float32(device: str) -> None:
 def test_gradcheck_needs_an_input_requiring_grad(device: str) -> None:
     with pytest.raises(ValueError, match="no input requires grad"):
         tl.gradcheck(lambda t: t * 2, [tl.randn(3, dtype=tl.float64, device=device)])
+
+
+# -- post-accumulate-grad hooks -------------------------------------------------------------------------------
+
+
+def test_post_accumulate_grad_hook_runs_once_with_the_whole_gradient(device: str) -> None:
+    """A leaf used by three ops: its hook runs once per backward, when all three gradients are in .grad."""
+    w = leaf([1.0, -2.0, 3.0], device)
+    seen = []
+    w.register_post_accumulate_grad_hook(lambda t: seen.append(host(t.grad).copy()))
+    ((w * w).sum() + (3 * w).sum() + w.exp().sum()).backward()
+    expected = 2 * host(w) + 3 + np.exp(host(w))
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], expected, rtol=1e-6)
+    (w * 2).sum().backward()  # accumulates: the hook sees the sum of both backward passes
+    np.testing.assert_allclose(seen[1], expected + 2, rtol=1e-6)
+
+
+def test_post_accumulate_grad_hook_runs_while_backward_goes_on(device: str) -> None:
+    """The last layer's hook runs before the first layer's gradient exists: what lets DDP overlap communication."""
+    w1, w2 = leaf([[1.0, 2.0], [3.0, 4.0]], device), leaf([[0.5], [-1.0]], device)
+    x = tl.tensor([[1.0, -1.0]], device=device)
+    grads_of_w1_when_w2_ready = []
+    w2.register_post_accumulate_grad_hook(lambda t: grads_of_w1_when_w2_ready.append(w1.grad))
+    ((x @ w1).tanh() @ w2).sum().backward()
+    assert grads_of_w1_when_w2_ready == [None] and w1.grad is not None
+
+
+def test_post_accumulate_grad_hook_on_a_leaf_root_and_removal(device: str) -> None:
+    w = leaf([1.0, 2.0], device)
+    calls = []
+    handle = w.register_post_accumulate_grad_hook(lambda t: calls.append(host(t.grad).tolist()))
+    w.backward(tl.tensor([1.0, 1.0], device=device))
+    assert calls == [[1.0, 1.0]]
+    handle.remove()
+    handle.remove()  # a second remove does nothing
+    (w * 3).sum().backward()
+    assert calls == [[1.0, 1.0]]
+
+
+def test_post_accumulate_grad_hooks_only_on_leaves_that_require_grad(device: str) -> None:
+    w = leaf([1.0], device)
+    with pytest.raises(RuntimeError, match="only be registered on leaf tensors; this one was computed by Mul"):
+        (w * 2).register_post_accumulate_grad_hook(lambda t: None)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tl.ones(1, device=device).register_post_accumulate_grad_hook(lambda t: None)

@@ -35,6 +35,7 @@ class TensorliteApp(TyperGroup):
             status = super().main(args, prog_name, complete_var, standalone_mode=False, obj=settings, **extra)
         except (Exception, KeyboardInterrupt) as error:
             status = errors.report(error, settings["debug"])
+            errors.end_other_ranks(status)
         sys.exit(status or 0)
 
 
@@ -123,10 +124,13 @@ def _print_result(result: dict) -> None:
 
 
 def _train_and_report(train: Callable[[], tuple[Any, dict]]) -> None:
-    """Run ``train`` (-> the trainer and its test metrics), then say where the checkpoint is and print the metrics."""
-    from tensorlite.training import CHECKPOINT
+    """Run ``train`` (-> the trainer and its test metrics), then say where the checkpoint is and print the metrics
+    (rank 0 alone, when several processes train)."""
+    from tensorlite.training import CHECKPOINT, parallel
 
     trainer, result = train()
+    if not parallel.is_main():
+        return
     typer.echo(f"checkpoint: {trainer.out_dir / CHECKPOINT}")
     _print_result(result)
 
@@ -177,14 +181,19 @@ def _small_task_command(name: str):
         patience: int = typer.Option(None, help="stop after this many epochs without val-loss improvement"),
         progress: bool = _PROGRESS,
     ) -> None:
-        from tensorlite.cli import small_tasks
+        from tensorlite.cli import launch, small_tasks
+        from tensorlite.training import parallel
 
-        def train_and_evaluate() -> tuple[Any, dict]:
+        def train_and_evaluate() -> tuple[Any, dict | None]:
             trainer, _ = small_tasks.train_task(
                 name, hidden=hidden, activation=activation, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs,
-                batch_size=batch_size, seed=seed, device=device, out=out, resume=resume, overwrite=overwrite,
+                batch_size=batch_size, seed=seed, device=rank_device, out=out, resume=resume, overwrite=overwrite,
                 patience=patience, progress=progress)
-            return trainer, small_tasks.evaluate_checkpoint(trainer.out_dir, device)  # with the confusion matrix
+            if not parallel.is_main():
+                return trainer, None
+            return trainer, small_tasks.evaluate_checkpoint(trainer.out_dir, rank_device)  # with the confusion matrix
+
+        rank_device = launch.join_ranks(device)
 
         _train_and_report(train_and_evaluate)
 
@@ -222,11 +231,12 @@ def _mnist_command(kind: str):
         overwrite: bool = _OVERWRITE,
         progress: bool = _PROGRESS,
     ) -> None:
-        from tensorlite.cli import mnist
+        from tensorlite.cli import launch, mnist
 
+        rank_device = launch.join_ranks(device)
         _train_and_report(lambda: mnist.train_mnist(
-            kind, epochs=epochs, batch_size=batch_size, lr=lr, data_dir=data_dir, device=device, out=out, seed=seed,
-            resume=resume, overwrite=overwrite, progress=progress, download=download))
+            kind, epochs=epochs, batch_size=batch_size, lr=lr, data_dir=data_dir, device=rank_device, out=out,
+            seed=seed, resume=resume, overwrite=overwrite, progress=progress, download=download))
 
     command.__doc__ = (MNIST_MODELS[kind] + " Normalised inputs, AdamW and a one-cycle learning rate; the test set "
                        "is evaluated after every epoch. Saves a checkpoint and log in --out and prints test metrics.")
@@ -293,12 +303,13 @@ def _char_lm_command(model_type: str, model_options: dict[str, tuple[type, Any]]
 
     def command(**options: Any) -> None:
         import tensorlite as tl
-        from tensorlite.cli import char_lm
-        from tensorlite.training import BEST, CHECKPOINT
+        from tensorlite.cli import char_lm, launch
+        from tensorlite.training import BEST, CHECKPOINT, parallel
 
         options["learning_rate"] = options.pop("lr")
+        options["device"] = launch.join_ranks(options["device"])
         trainer, tokenizer = char_lm.train_char_lm(model_type, **options)
-        if trainer.interrupted:
+        if trainer.interrupted or not parallel.is_main():
             return
         final = trainer.history[-1]
         best = trainer.out_dir / BEST

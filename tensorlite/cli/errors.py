@@ -8,6 +8,10 @@ written once, and the one line (or, with ``--debug``, the traceback) that says w
 |        | the user named that is missing, a directory, not one, or not permitted                         |
 | 1      | a failed run: a ``RuntimeError`` (such as a non-finite loss), ``MemoryError``, any other error |
 | 130    | Ctrl-C outside a training loop (the loops handle it themselves and exit 0)                     |
+
+When several processes train together (``mpiexec -n N tensorlite train ...``), the message names the rank
+that failed, and ``end_other_ranks`` then ends the whole job with that status (MPI_Abort) instead of leaving
+the other ranks waiting for this one in their next collective.
 """
 
 from __future__ import annotations
@@ -46,8 +50,26 @@ def report(error: BaseException, debug: bool) -> int:
     else:
         text = error.format_message() if _is_typer_error(error) else str(error)  # type: ignore[attr-defined]
         lines = [line.strip() for line in text.splitlines() if line.strip()]
-        typer.secho(f"error: {'; '.join(lines) or type(error).__name__}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error{_rank_label()}: {'; '.join(lines) or type(error).__name__}", fg=typer.colors.RED,
+                    err=True)
     return exit_status(error)
+
+
+def _rank_label() -> str:
+    """`` (rank 1 of 2)`` when several processes train together, else nothing."""
+    from tensorlite import distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return ""
+    return f" (rank {dist.get_rank()} of {dist.get_world_size()})"
+
+
+def end_other_ranks(status: int) -> None:
+    """After a failure (``status`` not 0) on one of several ranks, end them all with ``status`` (MPI_Abort)."""
+    from tensorlite import distributed as dist
+
+    if status and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.abort(status)
 
 
 def _is_typer_error(error: BaseException) -> bool:

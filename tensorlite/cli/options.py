@@ -132,13 +132,27 @@ def check_resumed(saved: dict[str, Any], chosen: dict[str, Any], out: Path) -> N
                              "as these options ask; leave the option out, or train a new run")
 
 
+def check_world_size(saved: dict[str, Any], out: Path) -> None:
+    """``--resume`` continues a run on as many processes as trained it (its global batch, and its schedule's steps
+    per epoch, depend on that number)."""
+    from tensorlite.training import parallel
+
+    trained, now = saved.get("world_size", 1), parallel.world_size()
+    if trained != now:
+        how = f"under mpiexec -n {trained}" if trained > 1 else "as one process (without mpiexec)"
+        raise UsageError(f"--resume: the run in {out} was trained by {trained} process(es), this is {now}: resume it "
+                         f"{how}, or train a new run")
+
+
 def check_out_dir(out_dir: Path, kind: str, resume: bool, overwrite: bool) -> dict[str, Any] | None:
     """With ``--resume``, the metadata of the checkpoint to continue from; otherwise None, once ``--out`` is
     known to hold no run of another kind (or ``--overwrite`` replaces it)."""
     if resume and overwrite:
         raise UsageError("--resume continues the run in --out and --overwrite replaces it: give one of them")
     if resume:
-        return checkpoint_to_resume(out_dir, kind)
+        metadata = checkpoint_to_resume(out_dir, kind)
+        check_world_size(metadata, out_dir)
+        return metadata
     if not overwrite:
         try:
             run_dir.check_out_dir(out_dir, kind, "--overwrite")

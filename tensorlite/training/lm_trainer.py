@@ -10,7 +10,10 @@ every time) go as one JSON line to ``<out_dir>/log.jsonl``, and ``checkpoint.saf
 (kind ``char-lm``, model type and config, vocabulary). Iteration ``i`` takes its batch and its dropout seed
 from a generator seeded with ``(seed, i)``, so a resumed run ends exactly where an uninterrupted one does.
 Ctrl-C finishes the current iteration, saves, and returns. A new run saves the untrained state first, so its
-directory always holds a checkpoint. Each step's loss is checked for NaN and infinity on the device
+directory always holds a checkpoint. Under ``tensorlite.distributed`` (``training.parallel``) each of N ranks
+trains on its slice of the iteration's N x ``batch_size`` windows (the ones a single process would draw with
+that batch size) through ``DistributedDataParallel``, and only rank 0 writes the run directory and shows
+progress. Each step's loss is checked for NaN and infinity on the device
 (``stopping.LossWatch``), read before every save: a non-finite loss stops the run with ``NonFiniteLossError``
 naming the iteration, leaving the last checkpoint saved (a finite state) as the latest.
 
@@ -38,7 +41,7 @@ from tensorlite.nn import Module
 from tensorlite.nn.utils import clip_grad_norm_
 from tensorlite.optim.lr_scheduler import WarmupCosineLR
 from tensorlite.tensor import Tensor
-from tensorlite.training import run_dir
+from tensorlite.training import parallel, run_dir
 from tensorlite.training.run_dir import BEST, CHECKPOINT
 from tensorlite.training.stopping import DeferredInterrupt, LossWatch, NonFiniteLossError, all_finite
 
@@ -103,6 +106,7 @@ class LMTrainer:
                 raise ValueError(f"LMTrainer: the {split} split has {len(tokens)} tokens, fewer than the "
                                  f"block_size + 1 = {self.block_size + 1} that one window and its targets need; "
                                  "use a longer text or a smaller block_size")
+        self.train_model = parallel.data_parallel(model)  # what the training steps call: DDP on several ranks
         self.optimizer = build_optimizer(model, config)
         # A group at the peak learning_rate decays to min_lr, any other (Muon's) to the same fraction of its rate.
         min_lrs = [config.min_lr if group["lr"] == config.learning_rate
@@ -119,9 +123,9 @@ class LMTrainer:
         """One optimizer step on the batch of the current iteration; returns the loss (0-d, detached)."""
         cfg = self.config
         rng = _seeded(cfg.seed, TRAIN_STREAM, self.iteration)
-        x, y = self.data.get_batch("train", cfg.batch_size, self.block_size, self.device, rng)
-        tl.manual_seed(int(rng.integers(2**62)))  # dropout masks depend only on (seed, iteration) too
-        _, loss = self.model(x, y)
+        x, y = self._batch("train", rng)
+        tl.manual_seed(int(rng.integers(2**62)) + parallel.rank())  # dropout masks: (seed, iteration, rank) too
+        _, loss = self.train_model(x, y)
         self.optimizer.zero_grad()
         loss.backward()
         if cfg.grad_clip > 0:
@@ -132,8 +136,19 @@ class LMTrainer:
         self._watch.update(loss.detach(), self.iteration)
         return loss.detach()
 
+    def _batch(self, split: str, rng: numpy.random.Generator) -> tuple[Tensor, Tensor]:
+        """This rank's windows: the ``batch_size`` of one process, or its slice of the N x ``batch_size`` that one
+        process would draw with a batch N times larger, when N ranks train together."""
+        size, ranks = self.config.batch_size, parallel.world_size()
+        x, y = self.data.get_batch(split, size * ranks, self.block_size, self.device, rng)
+        if ranks == 1:
+            return x, y
+        mine = slice(parallel.rank() * size, (parallel.rank() + 1) * size)
+        return x[mine], y[mine]
+
     def estimate_loss(self) -> dict[str, float] | None:
-        """Mean loss over ``eval_iters`` batches of each split, in eval mode (None if Ctrl-C cut it short)."""
+        """Mean loss over ``eval_iters`` batches of each split, in eval mode (None if Ctrl-C cut it short); ranks
+        training together each take their slice of the windows and average their means."""
         cfg = self.config
         rng = _seeded(cfg.seed, EVAL_STREAM)
         losses = {}
@@ -143,14 +158,15 @@ class LMTrainer:
                 for split in SPLITS:
                     total = 0.0
                     for _ in range(cfg.eval_iters):
-                        if self._interrupt.requested:
+                        if self._interrupt.agreed():
                             return None
-                        x, y = self.data.get_batch(split, cfg.batch_size, self.block_size, self.device, rng)
+                        x, y = self._batch(split, rng)
                         total = total + self.model(x, y)[1]
                     losses[f"{split}_loss"] = float(total) / cfg.eval_iters
         finally:
             self.model.train()
-        return losses
+        means = parallel.sum_over_ranks(list(losses.values()))  # each rank estimated on its slice of the windows
+        return {key: mean / parallel.world_size() for key, mean in zip(losses, means)}
 
     # -- the loop --------------------------------------------------------------------------------------
     def fit(self, resume: bool = False, overwrite: bool = False) -> list[dict]:
@@ -163,28 +179,33 @@ class LMTrainer:
 
         cfg = self.config
         with self._interrupt:
-            run_dir.start_run(self.out_dir, self.metadata.get("kind"), resume, overwrite)
+            parallel.barrier()  # every rank has checked its settings before rank 0 touches the run directory
+            if parallel.is_main():
+                run_dir.start_run(self.out_dir, self.metadata.get("kind"), resume, overwrite)
             if resume:
                 self.load_checkpoint(self._path(CHECKPOINT))
             else:
                 self.save_checkpoint(CHECKPOINT)
             started, done_at_start = time.perf_counter(), self.iteration
             with IterationProgress(cfg.max_iters, self.iteration, self.progress) as bar, \
-                    run_dir.open_log(self.out_dir, self.history, bar.note) as log:
+                    run_dir.open_log(self.out_dir if parallel.is_main() else None, self.history, bar.note) as log:
+                if parallel.world_size() > 1:
+                    bar.note(parallel.describe(cfg.batch_size, "windows"))
                 self.model.train()
-                while not self._interrupt.requested:
+                while not (stopped := self._interrupt.agreed()):
                     due = self.iteration == cfg.max_iters or self.iteration % cfg.eval_interval == 0
                     evaluated = bool(self.history) and self.history[-1]["iter"] == self.iteration
                     if due and self.iteration > 0 and not evaluated:
                         seconds = time.perf_counter() - started
                         if not self._evaluate(log, bar, (self.iteration - done_at_start) / seconds):
+                            stopped = True
                             break
                         started, done_at_start = time.perf_counter(), self.iteration
                     if self.iteration >= cfg.max_iters:
                         break
                     self.train_step()
                     bar.step()
-                if self._interrupt.requested:
+                if stopped:
                     self._check_finite()
                     self.interrupted = True
                     self.save_checkpoint(CHECKPOINT)
@@ -228,8 +249,9 @@ class LMTrainer:
         return self.out_dir / name
 
     def save_checkpoint(self, name: str) -> None:
-        """Write model, optimizer, scheduler and progress atomically to ``out_dir/name`` (if there is an out_dir)."""
-        if self.out_dir is None:
+        """Write model, optimizer, scheduler and progress atomically to ``out_dir/name`` (if there is an out_dir, on
+        rank 0)."""
+        if self.out_dir is None or not parallel.is_main():
             return
         best = self.best_val_loss if math.isfinite(self.best_val_loss) else None
         train_state = {"iteration": self.iteration, "history": self.history, "best_val_loss": best}

@@ -18,6 +18,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from tensorlite.training import parallel
+
 
 class RateColumn(ProgressColumn):
     """Items per second of a task, in the task's ``unit`` field (samples/s, epochs/s, it/s)."""
@@ -53,7 +55,8 @@ class _Bars:
     """A ``metrics_progress`` on stderr, shown while the ``with`` block runs; ``note`` prints above it."""
 
     def __init__(self, enabled: bool, console: Console | None) -> None:
-        self.progress = metrics_progress(console or Console(stderr=True), enabled)
+        main = parallel.is_main()  # of several ranks, only rank 0 shows progress and notes
+        self.progress = metrics_progress(console or Console(stderr=True, quiet=not main), enabled and main)
 
     def __enter__(self) -> _Bars:
         self.progress.start()

@@ -131,7 +131,12 @@ def restore_training_state(state: dict, model: Module, optimizer: Any, scheduler
 
 def save_checkpoint(path: Path, model: Module, optimizer: Any, scheduler: Any, train_state: dict,
                     metadata: dict) -> Path:
-    """Write model, optimizer, scheduler and ``train_state`` (JSON-like progress) atomically to ``path``."""
+    """Write model, optimizer, scheduler and ``train_state`` (JSON-like progress) atomically to ``path``; the
+    metadata of a run of several processes records how many (``world_size``), which ``--resume`` checks."""
+    from tensorlite.training import parallel
+
+    if parallel.world_size() > 1:
+        metadata = {**metadata, "world_size": parallel.world_size()}
     tl.save({**training_state(model, optimizer, scheduler), "train_state": train_state}, path, metadata=metadata)
     return path
 

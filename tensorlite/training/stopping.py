@@ -15,6 +15,7 @@ from typing import Any
 
 from tensorlite import dtypes
 from tensorlite.tensor import Tensor
+from tensorlite.training import parallel
 
 
 class NonFiniteLossError(RuntimeError):
@@ -36,9 +37,10 @@ class LossWatch:
         self.first_bad = xp.where(bad & (self.first_bad < 0), step, self.first_bad)
 
     def first_bad_step(self) -> int | None:
-        """The first step with a non-finite loss since the last reset, or None: one read from the device."""
+        """The first step with a non-finite loss since the last reset (on any rank), or None: one read from the
+        device."""
         step = -1 if self.first_bad is None else int(self.first_bad)
-        return step if step >= 0 else None
+        return parallel.first_over_ranks(step if step >= 0 else None)
 
     def reset(self) -> None:
         self.first_bad = None
@@ -64,6 +66,11 @@ class DeferredInterrupt:
         except ValueError:  # not the main thread, which alone receives signals
             self.previous = None
         return self
+
+    def agreed(self) -> bool:
+        """Whether to stop here: ``requested``, on any rank when several train together, so that all of them
+        stop at the same step (call it where every rank calls it)."""
+        return parallel.any_rank(self.requested)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
