@@ -6,7 +6,8 @@
                                          # the `cpu` preset's recipe (Muon): ms/iteration, tensorlite only
     python scripts/bench.py mnist    # MNISTMLP's epoch and MNISTCNN's step (Adam, batch 64), peak memory
     python scripts/bench.py user-gpt # a research script's GPT (scripts/user_gpt.py): ms/iteration, memory, ops
-    python scripts/bench.py all
+    python scripts/bench.py distributed  # mpiexec -n 2 against one process (scripts/bench_distributed.py)
+    python scripts/bench.py all      # all but distributed
 
 Both frameworks start from the same weights; rounds alternate between them (this machine is
 noisy) and medians and the ratio tensorlite/PyTorch are printed, with the CPU kind, NumPy's BLAS kernel
@@ -522,9 +523,10 @@ def mnist(torch, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=["xor", "iris", "shakespeare", "mnist", "user-gpt", "all"], nargs="?",
-                        default="all")
+    parser.add_argument("which", choices=["xor", "iris", "shakespeare", "mnist", "user-gpt", "distributed", "all"],
+                        nargs="?", default="all")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20, help="distributed: steps per round")
     parser.add_argument("--memory-child", choices=["tensorlite", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--memory-model", choices=["gpt", "user-gpt", "mlp", "cnn"], default="gpt",
                         help=argparse.SUPPRESS)
@@ -534,6 +536,10 @@ def main() -> None:
     if args.memory_child:
         return peak_memory_child(args.memory_child, args.memory_model, args.memory_steps)
     apply_cpu_option(args)
+    if args.which == "distributed":  # no PyTorch: tensorlite on several processes against itself on one
+        import bench_distributed
+
+        return bench_distributed.main(["--rounds", str(args.rounds), "--steps", str(args.steps)])
     import torch
 
     torch.set_num_threads(2)
