@@ -275,3 +275,29 @@ def test_train_shakespeare_on_two_processes_equals_one_process_and_resumes(tmp_p
     assert tl.training.read_log(two)[:2] == log_two
     refused = invoke(*common, "--max-iters", "12", "--resume", "--out", two)
     assert refused.exit_code == 2 and "resume it under mpiexec -n 2" in refused.output
+
+
+@pytest.mark.distributed
+def test_train_iris_on_two_processes_shares_each_epoch_and_resumes(tmp_path: Path) -> None:
+    run = tmp_path / "iris"
+    common = ["train", "iris", "--out", run, "--no-progress"]
+    done = run_ranks(BIN / "tensorlite", *common, "--epochs", "4")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "data-parallel on 2 processes: 16 samples per rank, a global batch of 32" in done.stdout + done.stderr
+    assert done.stdout.count("iris: test loss") == 1  # rank 0 alone evaluates and reports
+    log = tl.training.read_log(run)
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4] and log[-1]["train_loss"] < log[0]["train_loss"]
+    done = run_ranks(BIN / "tensorlite", *common, "--epochs", "6", "--resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert tl.training.read_log(run)[:4] == log and len(tl.training.read_log(run)) == 6
+
+
+@pytest.mark.distributed
+def test_bench_distributed_runs_and_reports(tmp_path: Path) -> None:
+    mpiexec()
+    scripts = WORKER.parent.parent / "scripts"
+    done = subprocess.run([sys.executable, scripts / "bench.py", "distributed", "--rounds", "1", "--steps", "1"],
+                          capture_output=True, text=True, timeout=2 * TIMEOUT, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for fragment in ("MNISTCNN", "Shakespeare GPT", "samples/s", "all-reduce alone", "exposed communication"):
+        assert fragment in done.stdout, done.stdout

@@ -21,7 +21,7 @@ from tensorlite.cli.options import UsageError
 from tensorlite.cli.presets import MNIST_RECIPES, Recipe
 from tensorlite.datasets.mnist import MNIST, NORMALIZE, SIZE, MNISTError
 from tensorlite.datasets.transforms import Normalize
-from tensorlite.training import Trainer, argmax_accuracy, confusion_matrix, run_dir
+from tensorlite.training import Trainer, argmax_accuracy, confusion_matrix, parallel, run_dir
 from tensorlite.training.run_dir import MNIST_MODELS
 from tensorlite.utils.data import DataLoader, TensorDataset
 
@@ -68,7 +68,7 @@ def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None 
     model = model_class(config).to(target)
     optimizer = optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, epochs=recipe.epochs,
-                                              steps_per_epoch=math.ceil(len(train_set) / recipe.batch_size))
+                                              steps_per_epoch=_steps_per_epoch(len(train_set), recipe.batch_size))
     metadata = {"kind": kind, "model_config": config.to_dict(), "recipe": asdict(recipe), "seed": seed,
                 "normalize": asdict(NORMALIZE), "classes": list(MNIST.classes)}
     trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, accuracy_fn=argmax_accuracy, scheduler=scheduler,
@@ -78,6 +78,11 @@ def train_mnist(kind: str, *, epochs: int | None = None, batch_size: int | None 
     trainer.fit(train_set.to_tensor_dataset(target), test_data, epochs=recipe.epochs, resume=resume,
                 overwrite=overwrite)
     return trainer, evaluate(model, test_data, kind)
+
+
+def _steps_per_epoch(samples: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch: on each of N data-parallel ranks, batches over its share of the samples."""
+    return math.ceil(math.ceil(samples / parallel.world_size()) / batch_size)
 
 
 def evaluate(model: nn.Module, dataset: TensorDataset, name: str, batch_size: int = 1000) -> dict:

@@ -16,6 +16,11 @@ where an uninterrupted run does. The scheduler steps once per epoch, or once per
 
 Language models train by iterations over random windows instead: ``lm_trainer.LMTrainer`` is that
 variant (see its docstring for why it is a second, thin loop rather than options of this one).
+
+Under ``tensorlite.distributed`` (``training.parallel``), N ranks train the model through
+``DistributedDataParallel``, each on its ``DistributedSampler`` share of every epoch (per-rank batches of
+``batch_size``, a global batch N times larger); the epoch's training loss and accuracy are totalled over the
+ranks, every rank evaluates the whole validation set, and only rank 0 writes the run directory.
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ import numpy as np
 import tensorlite as tl
 from tensorlite.nn import Module
 from tensorlite.tensor import Tensor
-from tensorlite.training import run_dir
+from tensorlite.training import parallel, run_dir
 from tensorlite.training.metrics import AccuracyFn
 from tensorlite.training.stopping import DeferredInterrupt, LossWatch, NonFiniteLossError, all_finite
-from tensorlite.utils.data import DataLoader, Dataset
+from tensorlite.utils.data import DataLoader, Dataset, DistributedSampler
 
 CHECKPOINT_SECONDS = 2.0  # an epoch that ends this long after the last save saves again
 
@@ -78,6 +83,7 @@ class Trainer:
         if scheduler_step not in ("epoch", "batch"):
             raise ValueError(f"Trainer: scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
         self.model, self.loss_fn, self.optimizer, self.scheduler = model, loss_fn, optimizer, scheduler
+        self._train_model: Module | None = None
         self.accuracy_fn, self.batch_size, self.seed = accuracy_fn, batch_size, seed
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.metadata = metadata or {}
@@ -86,10 +92,22 @@ class Trainer:
         self.state = TrainState()
         self._interrupt, self._watch = DeferredInterrupt(), LossWatch()
 
+    @property
+    def train_model(self) -> Module:
+        """What training passes call: the model, or on several ranks the model in ``DistributedDataParallel``,
+        wrapped at the first training pass (a collective), so that a trainer that only evaluates never wraps."""
+        if self._train_model is None:
+            self._train_model = parallel.data_parallel(self.model)
+        return self._train_model
+
     # -- one pass ----------------------------------------------------------------------------------
     def _loader(self, dataset: Dataset, epoch: int | None) -> DataLoader:
         if epoch is None:
             return DataLoader(dataset, batch_size=self.batch_size)
+        if parallel.world_size() > 1:  # this rank's share of the epoch
+            sampler = DistributedSampler(dataset, shuffle=True, seed=self.seed)
+            sampler.set_epoch(epoch)
+            return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True,
                           generator=np.random.default_rng([self.seed, epoch]))
 
@@ -97,13 +115,14 @@ class Trainer:
         """One pass: training (with ``epoch``) or evaluation (without); returns mean loss and accuracy."""
         training = epoch is not None
         self.model.train(training)
+        model = self.train_model if training else self.model
         total_loss = correct = None
         seen = 0
         with tl.enable_grad() if training else tl.no_grad():
             for batch, (inputs, targets) in enumerate(self._loader(dataset, epoch), 1):
-                if training and self._interrupt.requested:
+                if training and self._interrupt.agreed():
                     raise KeyboardInterrupt  # Ctrl-C, deferred to here: the epoch is rolled back
-                outputs = self.model(inputs)
+                outputs = model(inputs)
                 loss = self.loss_fn(outputs, targets)
                 if training:
                     self.optimizer.zero_grad()
@@ -120,10 +139,15 @@ class Trainer:
                     correct = hits if correct is None else correct + hits
                 seen += n
                 if on_batch is not None:
-                    on_batch(n)
-        result = {"loss": float(total_loss) / seen if seen else math.nan}
-        if correct is not None:
-            result["accuracy"] = float(correct) / seen
+                    on_batch(n * parallel.world_size())
+        loss_sum = float(total_loss) if total_loss is not None else 0.0
+        hits = float(correct) if correct is not None else None
+        if training:  # each rank trained on its share of the epoch
+            loss_sum, seen, hit_sum = parallel.sum_over_ranks([loss_sum, seen, hits or 0.0])
+            hits = None if hits is None else hit_sum
+        result = {"loss": loss_sum / seen if seen else math.nan}
+        if hits is not None:
+            result["accuracy"] = hits / seen
         return result
 
     def evaluate(self, dataset: Dataset) -> dict:
@@ -141,13 +165,17 @@ class Trainer:
         from tensorlite.training.progress import TrainingProgress  # rich: loaded only when a loop runs
 
         with self._interrupt:
-            run_dir.start_run(self.out_dir, self.metadata.get("kind"), resume, overwrite)
+            parallel.barrier()  # every rank has checked its settings before rank 0 touches the run directory
+            if parallel.is_main():
+                run_dir.start_run(self.out_dir, self.metadata.get("kind"), resume, overwrite)
             if resume:
                 self.load_checkpoint(self._path(run_dir.CHECKPOINT))
             else:
                 self.save_checkpoint()
             with TrainingProgress(epochs, self.state.epoch, len(train_set), enabled=self.progress) as bar, \
-                    run_dir.open_log(self.out_dir, self.state.history, bar.note) as log:
+                    run_dir.open_log(self.out_dir if parallel.is_main() else None, self.state.history, bar.note) as log:
+                if parallel.world_size() > 1:
+                    bar.note(parallel.describe(self.batch_size, "samples"))
                 return self._epochs(train_set, val_set, epochs, bar, log)
 
     def _epochs(self, train_set: Dataset, val_set: Dataset | None, epochs: int, bar: Any, log: Any) -> list[dict]:
@@ -183,7 +211,7 @@ class Trainer:
         return self.state.history
 
     def _epoch(self, epoch: int, train_set: Dataset, val_set: Dataset | None, bar: Any) -> dict:
-        tl.manual_seed(self.seed * 100_003 + epoch)  # dropout masks etc. depend only on (seed, epoch)
+        tl.manual_seed(self.seed * 100_003 + epoch + 1_000_003 * parallel.rank())  # dropout: (seed, epoch, rank)
         started = time.perf_counter()
         self._watch.reset()
         train = self._run(train_set, epoch, bar.batch_done)
@@ -223,8 +251,8 @@ class Trainer:
         return self.out_dir / name
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
-        """Write model, optimizer, scheduler and progress atomically (default: ``out_dir``)."""
-        if path is None and self.out_dir is None:
+        """Write model, optimizer, scheduler and progress atomically (default: ``out_dir``; rank 0 alone)."""
+        if (path is None and self.out_dir is None) or not parallel.is_main():
             return None
         path = Path(path) if path is not None else self._path(run_dir.CHECKPOINT)
         best = self.state.best_val_loss

@@ -4,10 +4,12 @@
 - ``sampler``: ``Sampler``, ``SequentialSampler``, ``RandomSampler``, ``SubsetRandomSampler``,
   ``WeightedRandomSampler``, ``BatchSampler``
 - ``dataloader``: ``DataLoader``, ``default_collate``, ``default_convert``
+- ``distributed``: ``DistributedSampler`` (each process of a data-parallel run reads its share)
 """
 
 from tensorlite.utils.data.dataloader import DataLoader, default_collate, default_convert
 from tensorlite.utils.data.dataset import Dataset, Subset, TensorDataset, random_split
+from tensorlite.utils.data.distributed import DistributedSampler
 from tensorlite.utils.data.sampler import (
     BatchSampler,
     RandomSampler,
@@ -17,6 +19,6 @@ from tensorlite.utils.data.sampler import (
     WeightedRandomSampler,
 )
 
-__all__ = ["BatchSampler", "DataLoader", "Dataset", "RandomSampler", "Sampler", "SequentialSampler", "Subset",
-           "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "default_collate", "default_convert",
-           "random_split"]
+__all__ = ["BatchSampler", "DataLoader", "Dataset", "DistributedSampler", "RandomSampler", "Sampler",
+           "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler",
+           "default_collate", "default_convert", "random_split"]
