@@ -12,8 +12,10 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -301,3 +303,28 @@ def test_bench_distributed_runs_and_reports(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     for fragment in ("MNISTCNN", "Shakespeare GPT", "samples/s", "all-reduce alone", "exposed communication"):
         assert fragment in done.stdout, done.stdout
+
+
+@pytest.mark.distributed
+def test_ctrl_c_stops_every_rank_at_the_same_step_and_rank_0_saves(tmp_path: Path) -> None:
+    """mpiexec forwards SIGINT to every rank; they agree on it each step, so all stop after the same step."""
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENSORLITE_DEVICE": "cpu"}
+    job = subprocess.Popen([mpiexec(), "-n", "2", BIN / "tensorlite", "train", "shakespeare", "--max-iters", "100000",
+                            "--eval-interval", "5", "--eval-iters", "1", "--out", run, "--no-progress"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + TIMEOUT
+    while not ((run / "log.jsonl").exists() and (run / "log.jsonl").read_text().strip()):  # training has begun
+        assert job.poll() is None and time.monotonic() < deadline, "the run ended or never logged"
+        time.sleep(0.2)
+    job.send_signal(signal.SIGINT)
+    try:
+        output, _ = job.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        pytest.fail(f"the ranks did not stop after Ctrl-C (a hang): {job.communicate()[0]}")
+    assert job.returncode == 0, output
+    stops = [line for line in output.splitlines() if line.startswith("interrupted at iteration")]
+    assert len(stops) == 1, output  # rank 0 alone reports
+    iteration = int(stops[0].split()[3].rstrip(":"))
+    assert tl.load(run / "checkpoint.safetensors")["train_state"]["iteration"] == iteration

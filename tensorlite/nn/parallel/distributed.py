@@ -59,7 +59,7 @@ class DistributedDataParallel(Module):
     module is ``.module``; ``state_dict()`` keys carry its ``module.`` prefix, as PyTorch's.
     """
 
-    def __init__(self, module: Module, device_ids: Sequence[int | str | Device] | None = None,
+    def __init__(self, module: Module, device_ids: Sequence[int | str | Device] | None = None, *,
                  broadcast_buffers: bool = True, bucket_cap_mb: float = 25.0) -> None:
         super().__init__()
         if not dist.is_initialized():
