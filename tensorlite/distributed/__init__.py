@@ -146,7 +146,11 @@ def init_process_group(backend: str | None = None, *, world_size: int = -1, rank
     if backend == "nccl":
         from tensorlite.distributed.nccl import NCCLGroup
 
-        _world.nccl = NCCLGroup(mpi, _cuda_index(device_id, mpi.local_rank))
+        try:
+            _world.nccl = NCCLGroup(mpi, _cuda_index(device_id, mpi.local_rank))
+        except BaseException:  # no half-started group: the next init_process_group may try again
+            sys.excepthook, _world = _world.previous_excepthook, None
+            raise
 
 
 def _cuda_index(device_id: int | str | Device | None, local_rank: int) -> int:
