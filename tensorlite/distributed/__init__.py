@@ -148,9 +148,10 @@ def init_process_group(backend: str | None = None, *, world_size: int = -1, rank
 
         try:
             _world.nccl = NCCLGroup(mpi, _cuda_index(device_id, mpi.local_rank))
-        except BaseException:  # no half-started group: the next init_process_group may try again
-            sys.excepthook, _world = _world.previous_excepthook, None
-            raise
+        except BaseException:
+            if mpi.size == 1:  # nothing waits on this process: leave no half-started group behind
+                sys.excepthook, _world = _world.previous_excepthook, None
+            raise  # with several ranks the others wait in the NCCL start: uncaught, this ends the job
 
 
 def _cuda_index(device_id: int | str | Device | None, local_rank: int) -> int:
