@@ -7,7 +7,7 @@ import weakref
 
 import numpy as np
 import pytest
-from oracle import check_grad
+from oracle import check_grad, torch_or_skip
 
 import tensorlite as tl
 
@@ -361,3 +361,24 @@ def test_post_accumulate_grad_hooks_only_on_leaves_that_require_grad(device: str
         (w * 2).register_post_accumulate_grad_hook(lambda t: None)
     with pytest.raises(RuntimeError, match="does not require grad"):
         tl.ones(1, device=device).register_post_accumulate_grad_hook(lambda t: None)
+
+
+@pytest.mark.parity
+def test_post_accumulate_grad_hook_calls_are_pytorchs() -> None:
+    """The gradients each hook sees, and when, over two backward passes (a leaf used three times, a leaf root)."""
+    torch = torch_or_skip()
+    values = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+
+    def run(lib, make):
+        w = make(values)
+        seen = []
+        w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.detach().numpy().copy()))
+        ((w * w).sum() + (3 * w).sum() + w.exp().sum()).backward()
+        w.backward(lib.ones(3))
+        return seen
+
+    ours = run(tl, lambda v: tl.tensor(v, requires_grad=True))
+    theirs = run(torch, lambda v: torch.tensor(v, requires_grad=True))
+    assert len(ours) == len(theirs) == 2
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
