@@ -1,5 +1,6 @@
-"""Shared fixtures: every op test runs on the CPU backend and on the simulated device backend;
-tests marked ``parity`` (PyTorch as the oracle) skip when PyTorch is not installed."""
+"""Shared fixtures: every op test runs on the CPU backend, on the simulated device backend and, where CuPy sees
+a GPU, on CUDA (``devices.py``; ``TENSORLITE_TEST_DEVICES`` chooses); tests marked ``parity`` (PyTorch as the
+oracle) skip when PyTorch is not installed, tests marked ``gpu`` when there is no CUDA device."""
 
 from __future__ import annotations
 
@@ -8,16 +9,14 @@ from collections.abc import Iterator
 
 import oracle
 import pytest
+from devices import cuda_available, test_devices
 
 import tensorlite as tl
 
-DEVICES = ["cpu", "sim"]
-
-
-def cuda_available() -> bool:
-    from tensorlite.backends.cupy_backend import cuda_status
-
-    return cuda_status()[0]
+try:
+    DEVICES = test_devices()
+except ValueError as exc:
+    raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -34,7 +33,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(params=DEVICES)
 def device(request: pytest.FixtureRequest) -> str:
-    """Each test using this runs once per backend: NumPy ('cpu') and the simulated device ('sim')."""
+    """Each test using this runs once per device of ``DEVICES``: NumPy ('cpu'), the simulated device ('sim') and,
+    with a GPU, CuPy ('cuda')."""
     return request.param
 
 
