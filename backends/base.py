@@ -36,13 +36,31 @@ def overlapping_windows(kernel: tuple[int, int], stride: tuple[int, int], dilati
     return any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
 
 
+class NoScope:
+    """The scope of a device that needs none (the CPU): entering it does nothing."""
+
+    def __enter__(self) -> NoScope:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 class Backend:
-    """One array library on one device. Subclasses fill in the primitives below."""
+    """One array library on one device. Subclasses fill in the primitives below.
+
+    ``scope`` is a context manager that makes this backend's device the current one: array math on a
+    device must run inside it (``with backend.scope: ...``), since CuPy makes new arrays and launches kernels
+    on the current device, whatever device the inputs live on. ``scoped`` says whether that matters (False
+    on the CPU, so that hot paths can skip the ``with``).
+    """
 
     name: str = "abstract"  # the array library: "numpy", "cupy", ...
     device_type: str = "abstract"  # the tensorlite device type it serves: "cpu", "cuda", ...
     xp: Any = None  # the array namespace
     array_type: type = object  # the class of this backend's arrays (ops promote scalars to it)
+    scope: Any = NoScope()
+    scoped: bool = False
 
     def __init__(self, index: int = 0) -> None:
         self.index = index
@@ -63,6 +81,11 @@ class Backend:
     def to_host(self, array: Array) -> numpy.ndarray:
         """Copy an array of this backend to a host NumPy array (no copy on the CPU backend)."""
         raise NotImplementedError
+
+    def copy_from(self, array: Array, source: Backend) -> Array:
+        """A copy on this device of ``array``, an array of backend ``source`` (another device). Through the host
+        here; backends of one library copy device to device."""
+        return self.from_host(source.to_host(array))
 
     def from_dlpack(self, capsule_owner: object) -> Array:
         """Import a DLPack-capable object without copying."""

@@ -36,10 +36,16 @@ def cuda_status() -> tuple[bool, str]:
 
 
 class CupyBackend(Backend):
-    """CuPy on CUDA device ``index``. Every array it makes lives on that device."""
+    """CuPy on CUDA device ``index``. Every array it makes lives on that device.
+
+    ``scope`` is ``cupy.cuda.Device(index)``: CuPy launches kernels and allocates on the current device, so the
+    library runs every op under its arrays' device (https://docs.cupy.dev/en/stable/user_guide/basic.html,
+    "Current Device").
+    """
 
     name = "cupy"
     device_type = "cuda"
+    scoped = True
 
     def __init__(self, index: int = 0) -> None:
         cupy = import_cupy()
@@ -51,7 +57,7 @@ class CupyBackend(Backend):
             raise RuntimeError(f"device 'cuda:{index}' does not exist: {count} CUDA device(s) found")
         self.xp = cupy
         self.array_type = cupy.ndarray
-        self.cuda_device = cupy.cuda.Device(index)
+        self.cuda_device = self.scope = cupy.cuda.Device(index)
         super().__init__(index)
 
     def is_array(self, obj: object) -> bool:
@@ -63,6 +69,14 @@ class CupyBackend(Backend):
 
     def to_host(self, array: Array) -> numpy.ndarray:
         return self.xp.asnumpy(array)
+
+    def copy_from(self, array: Array, source: Backend) -> Array:
+        """From another GPU: a device-to-device copy (``ndarray.copy`` copies into the current device, peer to
+        peer where the GPUs allow it); from elsewhere, through the host."""
+        if isinstance(array, self.xp.ndarray):
+            with self.cuda_device:
+                return array.copy()
+        return super().copy_from(array, source)
 
     def from_dlpack(self, capsule_owner: object) -> Array:
         with self.cuda_device:

@@ -15,14 +15,15 @@ from tensorlite.tensor import Tensor
 def sample_next(logits: Tensor, temperature: float, top_k: int | None) -> Tensor:
     """One token id per row of logits (B, V), drawn on the device: (B, 1) int64."""
     backend, xp = logits.device.backend, logits.device.backend.xp
-    x = logits._data / temperature
-    V = x.shape[-1]
-    if top_k is not None and top_k < V:
-        kth = xp.partition(x, V - top_k, axis=-1)[:, V - top_k:V - top_k + 1]  # each row's k-th largest logit
-        x = xp.where(x < kth, -math.inf, x)
-    cdf = xp.cumsum(xp.exp(x - x.max(axis=-1, keepdims=True)), axis=-1)  # unnormalised (B, V)
-    u = backend.uniform((x.shape[0], 1), cdf.dtype) * cdf[:, -1:]  # uniform in [0, total)
-    ids = xp.minimum((cdf <= u).sum(axis=-1, keepdims=True), V - 1).astype(tl.int64)  # first cdf > u
+    with backend.scope:
+        x = logits._data / temperature
+        V = x.shape[-1]
+        if top_k is not None and top_k < V:
+            kth = xp.partition(x, V - top_k, axis=-1)[:, V - top_k:V - top_k + 1]  # each row's k-th largest logit
+            x = xp.where(x < kth, -math.inf, x)
+        cdf = xp.cumsum(xp.exp(x - x.max(axis=-1, keepdims=True)), axis=-1)  # unnormalised (B, V)
+        u = backend.uniform((x.shape[0], 1), cdf.dtype) * cdf[:, -1:]  # uniform in [0, total)
+        ids = xp.minimum((cdf <= u).sum(axis=-1, keepdims=True), V - 1).astype(tl.int64)  # first cdf > u
     return tl.as_tensor(ids, device=logits.device)
 
 

@@ -23,6 +23,7 @@ from tensorlite.creation import (
     ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like,
 )
 from tensorlite.gradcheck import GradcheckError, gradcheck
+from tensorlite.device_checks import set_mode as set_device_checks
 from tensorlite import nn  # noqa: E402
 from tensorlite import distributed  # noqa: E402  (mpi4py is imported by init_process_group only)
 from tensorlite import optim  # noqa: E402
@@ -34,6 +35,7 @@ bool = bool_  # tl.bool, as torch.bool
 __all__ = [
     "__version__", "autograd", "Tensor", "Device", "device", "default_device", "set_default_device",
     "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "nn", "optim", "distributed",
+    "set_device_checks",
     "utils", "save", "load", "load_metadata", "CheckpointError",
     "bool", "bool_", "double", "float", "float16", "float32", "float64", "half", "int32", "int64", "long", "uint8",
     "get_default_dtype", "set_default_dtype",

@@ -190,9 +190,7 @@ class Function:
                 if device is None:
                     device = arg._device
                 elif arg._device is not device:
-                    raise RuntimeError(
-                        f"{cls.__name__.lower()}: expected all tensors on one device, got {device} and {arg._device}"
-                    )
+                    raise device_mismatch(cls.__name__.lower(), device, arg._device)
                 requires_grad = requires_grad or arg._requires_grad
                 arrays.append(arg._data)
             elif isinstance(arg, numpy.generic):  # a NumPy scalar acts as a Python number, as in PyTorch:
@@ -203,9 +201,13 @@ class Function:
         backend = device.backend
         fn.xp = backend.xp
         fn.backend = backend
-        out = fn.forward(*arrays, **params)
-        if not isinstance(out, backend.array_type):  # NumPy returns scalars from 0-d math
-            out = backend.xp.asarray(out)
+        if backend.scoped:  # a device's ops run under it (CuPy computes on the current device)
+            with backend.scope:
+                out = fn.forward(*arrays, **params)
+        else:
+            out = fn.forward(*arrays, **params)
+            if not isinstance(out, backend.array_type):  # NumPy returns scalars from 0-d math
+                out = backend.xp.asarray(out)
         # Only floating outputs carry gradients (an int cast or a comparison ends the graph).
         if requires_grad and _grad_enabled and cls.differentiable and out.dtype.kind == "f":
             fn.inputs = args
@@ -289,32 +291,44 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                     stack.append(parent)
             elif hooked is not None and getattr(inp, "_grad_hooks", None):
                 hooked[id(inp)] = hooked.get(id(inp), 0) + 1
-    # 2. Visit nodes once all their consumers have contributed (Kahn's algorithm).
+    # 2. Visit nodes once all their consumers have contributed (Kahn's algorithm), each under its device.
     grads = {root_fn: grad}
     ready = [root_fn]
     check_nan = _anomaly_enabled and _anomaly_check_nan
     while ready:
         fn = ready.pop()
-        output_grad = grads.pop(fn)
-        input_grads = fn.backward(output_grad)
-        if check_nan:
-            _check_nan(fn, output_grad, input_grads)
-        for inp, g in zip(fn.inputs, input_grads):
-            if g is None or not getattr(inp, "_requires_grad", False):
-                continue
-            parent = inp._fn
-            if parent is None:
-                _accumulate(inp, g, claimed)
-                if hooked and id(inp) in hooked:
-                    _leaf_done(inp, hooked)
-                continue
-            previous = grads.get(parent)
-            grads[parent] = g if previous is None else previous + g
-            pending[parent] -= 1
-            if pending[parent] == 0:
-                ready.append(parent)
+        backend = fn.backend
+        if backend.scoped:
+            with backend.scope:
+                _visit(fn, grads, pending, ready, claimed, check_nan, hooked)
+        else:
+            _visit(fn, grads, pending, ready, claimed, check_nan, hooked)
         if not retain_graph:
             fn.release()
+
+
+def _visit(fn: Function, grads: dict, pending: dict, ready: list, claimed: set[int], check_nan: bool,
+           hooked: dict[int, int] | None) -> None:
+    """Run ``fn``'s backward and hand each input's gradient on: to a leaf's ``.grad``, or to the node that made
+    the input, which is ready once every consumer has handed it its part."""
+    output_grad = grads.pop(fn)
+    input_grads = fn.backward(output_grad)
+    if check_nan:
+        _check_nan(fn, output_grad, input_grads)
+    for inp, g in zip(fn.inputs, input_grads):
+        if g is None or not getattr(inp, "_requires_grad", False):
+            continue
+        parent = inp._fn
+        if parent is None:
+            _accumulate(inp, g, claimed)
+            if hooked and id(inp) in hooked:
+                _leaf_done(inp, hooked)
+            continue
+        previous = grads.get(parent)
+        grads[parent] = g if previous is None else previous + g
+        pending[parent] -= 1
+        if pending[parent] == 0:
+            ready.append(parent)
 
 
 def _check_nan(fn: Function, output_grad: Any, input_grads: tuple) -> None:
@@ -346,4 +360,5 @@ def _accumulate(leaf: Tensor, g: Any, claimed: set[int]) -> None:
         leaf.grad._data = backend.xp.asarray(leaf.grad._data)
 
 
+from tensorlite.errors import device_mismatch  # noqa: E402
 from tensorlite.tensor import Tensor  # noqa: E402  (Tensor needs Function; Function needs Tensor)

@@ -44,10 +44,14 @@ def tensor(data: Any, *, dtype: Any = None, device: Any = None, requires_grad: b
     dtype = None if dtype is None else dtypes.as_dtype(dtype)
     if isinstance(data, Tensor):
         out = data.detach().to(device or data.device, dtype)
-        return _finish(out._data.copy() if out._data is data._data else out._data, out.device, requires_grad)
+        if out._data is data._data:
+            with out.device.backend.scope:
+                return _finish(out._data.copy(), out.device, requires_grad)
+        return _finish(out._data, out.device, requires_grad)
     target = as_device(device)
     if target.backend.is_array(data):
-        array = data.astype(dtype or data.dtype, copy=True)
+        with target.backend.scope:
+            array = data.astype(dtype or data.dtype, copy=True)
         return _finish(array, target, requires_grad)
     host = _host_array(data, dtype)
     array = target.backend.from_host(host)
@@ -101,7 +105,8 @@ def _float_dtype(dtype: Any) -> numpy.dtype:
 
 def _filled(op: str, size: tuple, value: float, dtype: Any, device: Any, requires_grad: bool) -> Tensor:
     target = as_device(device)
-    data = target.backend.xp.full(_shape(op, size), value, dtype=_float_dtype(dtype))
+    with target.backend.scope:
+        data = target.backend.xp.full(_shape(op, size), value, dtype=_float_dtype(dtype))
     return _finish(data, target, requires_grad)
 
 
@@ -115,7 +120,9 @@ def ones(*size: int | Sequence[int], dtype: Any = None, device: Any = None, requ
 
 def empty(*size: int | Sequence[int], dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     target = as_device(device)
-    return _finish(target.backend.xp.empty(_shape("empty", size), dtype=_float_dtype(dtype)), target, requires_grad)
+    with target.backend.scope:
+        data = target.backend.xp.empty(_shape("empty", size), dtype=_float_dtype(dtype))
+    return _finish(data, target, requires_grad)
 
 
 def full(size: Sequence[int], fill_value: float, *, dtype: Any = None, device: Any = None,
@@ -129,7 +136,9 @@ def full(size: Sequence[int], fill_value: float, *, dtype: Any = None, device: A
 
 def eye(n: int, m: int | None = None, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     target = as_device(device)
-    return _finish(target.backend.xp.eye(n, m, dtype=_float_dtype(dtype)), target, requires_grad)
+    with target.backend.scope:
+        data = target.backend.xp.eye(n, m, dtype=_float_dtype(dtype))
+    return _finish(data, target, requires_grad)
 
 
 def arange(start: float, end: float | None = None, step: float = 1, *, dtype: Any = None, device: Any = None,
@@ -143,13 +152,16 @@ def arange(start: float, end: float | None = None, step: float = 1, *, dtype: An
         all_int = all(isinstance(v, int) for v in (start, end, step))
         dtype = dtypes.int64 if all_int else dtypes.get_default_dtype()
     target = as_device(device)
-    return _finish(target.backend.xp.arange(start, end, step, dtype=dtypes.as_dtype(dtype)), target, requires_grad)
+    with target.backend.scope:
+        data = target.backend.xp.arange(start, end, step, dtype=dtypes.as_dtype(dtype))
+    return _finish(data, target, requires_grad)
 
 
 def linspace(start: float, end: float, steps: int, *, dtype: Any = None, device: Any = None,
              requires_grad: bool = False) -> Tensor:
     target = as_device(device)
-    data = target.backend.xp.linspace(start, end, steps, dtype=_float_dtype(dtype))
+    with target.backend.scope:
+        data = target.backend.xp.linspace(start, end, steps, dtype=_float_dtype(dtype))
     return _finish(data, target, requires_grad)
 
 

@@ -1,4 +1,4 @@
-"""Error messages users can act on: the op, the shapes, and the dimension that disagrees."""
+"""Error messages users can act on: the op, the shapes, the dimension or the devices that disagree."""
 
 from __future__ import annotations
 
@@ -25,3 +25,9 @@ def check_dim(op: str, dim: int, ndim: int) -> int:
         raise IndexError(f"{op}: dimension {dim} is out of range for a tensor with {ndim} dimension(s) "
                          f"(expected {low} to {max(ndim, 1) - 1})")
     return dim % max(ndim, 1)
+
+
+def device_mismatch(op: str, first: object, second: object) -> RuntimeError:
+    """Tensors of one op on two devices, worded as PyTorch words it (with the op in front)."""
+    return RuntimeError(f"{op}: Expected all tensors to be on the same device, but found at least two devices, "
+                        f"{first} and {second}!")

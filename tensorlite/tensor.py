@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy
 
-from tensorlite import autograd, dtypes
+from tensorlite import autograd, device_checks, dtypes
 from tensorlite.autograd import Function, is_grad_enabled, run_backward
 from tensorlite.device import Device
 from tensorlite.device import device as as_device
+from tensorlite.errors import device_mismatch
 
 
 class Tensor:
@@ -115,7 +116,7 @@ class Tensor:
     def __bool__(self) -> bool:
         if self._data.size != 1:
             raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} elements is ambiguous")
-        return bool(self._data)
+        return bool(self.item())
 
     def __repr__(self) -> str:
         body = numpy.array2string(self.numpy(), separator=", ", prefix="tensor(")
@@ -137,7 +138,10 @@ class Tensor:
 
     def numpy(self) -> numpy.ndarray:
         """A host NumPy array: the tensor's own memory on the CPU, a copy from a device."""
-        return self._device.backend.to_host(self._data)
+        backend = self._device.backend
+        if backend.scoped:  # a read from a device: report the checks made on it since the last read first
+            device_checks.raise_pending(self._device)
+        return backend.to_host(self._data)
 
     def tolist(self) -> Any:
         return self.numpy().tolist()
@@ -146,6 +150,8 @@ class Tensor:
         """The value of a one-element tensor as a Python number."""
         if self._data.size != 1:
             raise ValueError(f"item: only one-element tensors can be converted, this one has shape {self.shape}")
+        if self._device.backend.scoped:
+            device_checks.raise_pending(self._device)
         return self._data.item()
 
     def __float__(self) -> float:
@@ -238,9 +244,20 @@ class Tensor:
                     f"backward: grad can be created implicitly only for a one-element output, this one has "
                     f"shape {self.shape}; reduce it first (e.g. .sum()) or pass gradient= of that shape"
                 )
-            grad = self._device.backend.xp.asarray(1, dtype=self.dtype).reshape(self.shape)  # (xp.ones: 4x slower)
+            backend = self._device.backend
+            if backend.scoped:  # a fill on the device (asarray would copy a host scalar to it)
+                with backend.scope:
+                    grad = backend.xp.ones(self.shape, dtype=self.dtype)
+            else:
+                grad = backend.xp.asarray(1, dtype=self.dtype).reshape(self.shape)  # (xp.ones: 4x slower)
         else:
-            grad = gradient._data if isinstance(gradient, Tensor) else self._device.backend.xp.asarray(gradient)
+            if isinstance(gradient, Tensor):
+                if gradient._device is not self._device:
+                    raise device_mismatch("backward (the tensor, its gradient)", self._device, gradient._device)
+                grad = gradient._data
+            else:
+                with self._device.backend.scope:
+                    grad = self._device.backend.xp.asarray(gradient)
             if grad.shape != self.shape:
                 raise RuntimeError(f"backward: gradient has shape {grad.shape}, expected {self.shape} (the tensor's)")
         run_backward(self, grad, retain_graph)
@@ -261,12 +278,13 @@ class Tensor:
             )
         if isinstance(other, Tensor):
             if other._device is not self._device:
-                raise RuntimeError(f"{op}: expected both tensors on one device, got {self._device} and {other._device}")
+                raise device_mismatch(op, self._device, other._device)
             other = other._data
-        if ufunc is None:
-            self._data[...] = other
-        else:
-            getattr(self._device.backend.xp, ufunc)(self._data, other, out=self._data)
+        with self._device.backend.scope:
+            if ufunc is None:
+                self._data[...] = other
+            else:
+                getattr(self._device.backend.xp, ufunc)(self._data, other, out=self._data)
         return self
 
     def add_(self, other: Any, *, alpha: float = 1) -> Tensor:

@@ -104,12 +104,14 @@ DEVICE_ERRORS = [
 @pytest.mark.parametrize("order", [("cpu", "sim"), ("sim", "cpu")], ids=["cpu-sim", "sim-cpu"])
 def test_mixing_devices_names_both(op: str, call, order: tuple[str, str]) -> None:
     a, b = (tl.ones(2, device=d) for d in order)
-    with pytest.raises(RuntimeError, match=mentions(op, "cpu", "sim:0", "one device")):
+    first, second = ("cpu", "sim:0") if order[0] == "cpu" else ("sim:0", "cpu")
+    with pytest.raises(RuntimeError, match=mentions(op, "Expected all tensors to be on the same device, but found at "
+                                                    f"least two devices, {first} and {second}!")):
         call(a, b)
 
 
 def test_indexing_with_index_on_another_device() -> None:
-    with pytest.raises(RuntimeError, match=mentions("index is on sim:0", "tensor is on cpu")):
+    with pytest.raises(RuntimeError, match=mentions("index (the index, the tensor)", "two devices, sim:0 and cpu")):
         tl.ones(3)[tl.tensor([0, 1], device="sim")]
 
 

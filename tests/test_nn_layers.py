@@ -263,8 +263,8 @@ def test_embedding_errors(device):
     weight = tl.randn(5, 2, device=device)
     with pytest.raises(TypeError, match="embedding: indices must be an integer tensor"):
         F.embedding(tl.tensor([0.0, 1.0], device=device), weight)
-    with pytest.raises(IndexError, match=r"embedding: indices must be in \[0, 5\) .* from -1 to 5"):
-        F.embedding(tl.tensor([-1, 2, 5], device=device), weight)
+    with pytest.raises(IndexError, match=r"embedding: index -1 is out of range: indices must be in \[0, 5\)"):
+        F.embedding(tl.tensor([-1, 2, 5], device=device), weight).sum().item()  # a device finds it at a read
     with pytest.raises(ValueError, match="padding_idx=5 is out of range"):
         F.embedding(tl.tensor([0], device=device), weight, padding_idx=5)
     with pytest.raises(ValueError, match="padding_idx=-6 is out of range"):

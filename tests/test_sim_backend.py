@@ -8,7 +8,7 @@ import numpy
 import pytest
 from tensorlite.backends import get_backend
 from tensorlite.backends.numpy_backend import NumpyBackend
-from tensorlite.backends.sim import SimArray, SimBackend
+from tensorlite.backends.sim import DeviceMismatchError, SimArray, SimBackend, count_transfers, current_device
 
 HOST_MIXING = "do not mix with host NumPy arrays"
 USE_XP = "must do array math through backend.xp"
@@ -251,3 +251,59 @@ def test_erf_matches_cpu(backend: SimBackend) -> None:
 def test_registry_serves_sim_device() -> None:
     backend = get_backend("sim", 0)
     assert isinstance(backend, SimBackend) and backend.device_type == "sim" and backend.name == "sim"
+
+
+# -- several devices, and counted transfers -------------------------------------------------------------
+def test_arrays_live_on_the_device_current_when_they_were_made() -> None:
+    zero, one = SimBackend(0), SimBackend(1)
+    a = one.from_host(numpy.arange(3.0))
+    assert a.device.id == 1 and one.is_array(a) and not zero.is_array(a)
+    with one.scope:
+        assert current_device() == 1
+        b = a * 2 + one.xp.ones(3)
+        assert b.device.id == 1 and one.xp.exp(b).device.id == 1 and a.sum().device.id == 1
+        with zero.scope:
+            assert current_device() == 0
+        assert current_device() == 1
+    assert current_device() == 0
+    assert one.uniform((2,), numpy.float32).device.id == 1  # a backend's own draws live on its device
+
+
+@pytest.mark.parametrize("case", ["a + 1", "a + b", "xp.exp(a)", "a[0]", "a.sum()", "-a", "a.reshape(3, 1)",
+                                  "b[a > 0]", "backend.scatter_add(a, xp.asarray([0]), 1.0)"])
+def test_an_array_of_another_device_is_refused(case: str) -> None:
+    backend = SimBackend(0)
+    a = SimBackend(1).from_host(numpy.arange(3.0))
+    b = backend.from_host(numpy.arange(3.0))
+    with pytest.raises(DeviceMismatchError, match="array on sim:1 was used while sim:0 is the current device"):
+        eval(case, {"a": a, "b": b, "xp": backend.xp, "backend": backend})
+
+
+def test_explicit_reads_and_copies_work_from_any_device() -> None:
+    zero, one = SimBackend(0), SimBackend(1)
+    a = one.from_host(numpy.arange(3.0))
+    assert a.get().tolist() == [0.0, 1.0, 2.0] and zero.to_host(a).tolist() == [0.0, 1.0, 2.0]
+    copy = zero.copy_from(a, one)
+    assert copy.device.id == 0 and (copy + 1).get().tolist() == [1.0, 2.0, 3.0]
+
+
+def test_every_read_and_copy_is_counted_with_where_it_happened(backend: SimBackend, xp) -> None:
+    a = backend.from_host(numpy.arange(4.0))
+    with count_transfers() as log:
+        a.get(), a[0].item(), a.tolist(), bool(a[1]), int(a[1]), float(a[1]), f"{a[1]:.1f}", str(a), repr(a)
+        backend.to_host(a)
+        backend.from_host(numpy.ones(2)), xp.asarray([1.0, 2.0]), xp.array(3.0)
+        b = a * 2 + xp.exp(a)  # device math: no transfer
+        xp.asarray(b)  # already on the device: no transfer
+    assert [t.what for t in log.device_to_host] == ["get", "item", "tolist", "bool", "int", "float", "format", "str",
+                                                    "repr", "to_host"]
+    assert [t.what for t in log.host_to_device] == ["from_host", "xp.asarray", "xp.array"]
+    assert "test_sim_backend.py" in log.report()
+
+
+def test_out_of_bounds_integer_indices_wrap_around_as_in_cupy(backend: SimBackend) -> None:
+    a = backend.from_host(numpy.arange(10.0).reshape(5, 2))
+    assert host(a[backend.from_host(numpy.array([5, -6, 7]))])[:, 0].tolist() == [0.0, 8.0, 4.0]
+    assert host(a[backend.from_host(numpy.array([6])), backend.from_host(numpy.array([3]))]).tolist() == [3.0]
+    a[backend.from_host(numpy.array([5]))] = 0
+    assert host(a)[0].tolist() == [0.0, 0.0]

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 
 from tensorlite.creation import tensor
+from tensorlite.errors import device_mismatch
 from tensorlite.tensor import Tensor
 
 
@@ -25,16 +26,17 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         return tensor(0.0)
     device = grads[0].device
     if any(g.device is not device for g in grads):
-        raise RuntimeError(f"clip_grad_norm_: expected all gradients on one device, got "
-                           f"{sorted({str(g.device) for g in grads})}")
+        other = next(g.device for g in grads if g.device is not device)
+        raise device_mismatch("clip_grad_norm_ (the gradients)", device, other)
     xp = device.backend.xp
-    norms = xp.stack([xp.linalg.norm(g._data.ravel(), ord=norm_type) for g in grads])
-    total = xp.linalg.norm(norms, ord=norm_type)
-    if error_if_nonfinite and not math.isfinite(float(total)):
-        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
-                           f"{float(total)}, so they cannot be clipped; set error_if_nonfinite=False to "
-                           "scale them anyway")
-    scale = xp.minimum(max_norm / (total + 1e-6), 1.0)
-    for g in grads:
-        g._data *= scale
-    return Tensor._make(xp.asarray(total), device, False, None)
+    with device.backend.scope:
+        norms = xp.stack([xp.linalg.norm(g._data.ravel(), ord=norm_type) for g in grads])
+        total = Tensor._make(xp.asarray(xp.linalg.norm(norms, ord=norm_type)), device, False, None)
+        if error_if_nonfinite and not math.isfinite(total.item()):
+            raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+                               f"{total.item()}, so they cannot be clipped; set error_if_nonfinite=False to "
+                               "scale them anyway")
+        scale = xp.minimum(max_norm / (total._data + 1e-6), 1.0)
+        for g in grads:
+            g._data *= scale
+    return total

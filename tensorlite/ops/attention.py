@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from tensorlite.autograd import Function
+from tensorlite.errors import device_mismatch
 from tensorlite.ops.elementwise import unbroadcast
 from tensorlite.tensor import Tensor
 
@@ -30,8 +31,9 @@ def causal_mask(device: Any, L: int, S: int, dtype: Any, offset: int = 0) -> Any
     positions see those too.
     """
     xp = device.backend.xp
-    visible = xp.tri(L, S, k=offset, dtype=bool)
-    return xp.where(visible, 0.0, -math.inf).astype(dtype)
+    with device.backend.scope:
+        visible = xp.tri(L, S, k=offset, dtype=bool)
+        return xp.where(visible, 0.0, -math.inf).astype(dtype)
 
 
 def _matmul_like(xp: Any, a: Any, b: Any, like: Any) -> Any:
@@ -144,9 +146,10 @@ def _additive_mask(op: str, attn_mask: Tensor, query: Tensor, scores_shape: tupl
         raise ValueError(f"{op}: attn_mask of shape {attn_mask.shape} does not broadcast to the scores' shape "
                          f"{scores_shape} (batch..., L, S)")
     if attn_mask.device is not query.device:
-        raise RuntimeError(f"{op}: attn_mask is on {attn_mask.device} but query is on {query.device}")
+        raise device_mismatch(f"{op} (attn_mask, query)", attn_mask.device, query.device)
     if attn_mask.dtype.kind == "b":
-        return xp.where(attn_mask._data, 0.0, -math.inf).astype(query.dtype)
+        with query.device.backend.scope:
+            return xp.where(attn_mask._data, 0.0, -math.inf).astype(query.dtype)
     if attn_mask.dtype != query.dtype:
         raise TypeError(f"{op}: attn_mask must be bool or {query.dtype} like the query, got {attn_mask.dtype}")
     return attn_mask

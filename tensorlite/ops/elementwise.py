@@ -293,10 +293,11 @@ class AsType(Function):
 
 
 class ToDevice(Function):
-    """A copy to another device; built by ``to_device`` since its output changes device."""
+    """A copy to another device; built by ``to_device`` since its output changes device. Its backward runs under
+    the source device (``backend``), where the gradient goes."""
 
     def backward(self, g):
-        return (self.source.from_host(self.target.to_host(g)), None)
+        return (self.backend.copy_from(g, self.target), None)
 
 
 class Clone(Function):
@@ -414,13 +415,14 @@ def astype(input: Tensor, dtype: Any) -> Tensor:
 
 
 def to_device(input: Tensor, device: Device) -> Tensor:
-    """Copy ``input`` to ``device`` through the host; the gradient travels back the same way."""
+    """Copy ``input`` to ``device`` (device to device between GPUs, else through the host); the gradient travels
+    back the same way."""
     source, target = input._device.backend, device.backend
-    data = target.from_host(source.to_host(input._data))
+    data = target.copy_from(input._data, source)
     if not (input._requires_grad and is_grad_enabled()):
         return Tensor._make(data, device, False, None)
     fn = ToDevice()
-    fn.inputs, fn.source, fn.target = (input, device), source, target
+    fn.inputs, fn.backend, fn.target = (input, device), source, target
     return Tensor._make(data, device, True, fn)
 
 

@@ -6,6 +6,7 @@ appears several times accumulates (a scatter-add). The ``padding_idx`` row gets 
 
 from __future__ import annotations
 
+from tensorlite import device_checks
 from tensorlite.autograd import Function
 from tensorlite.tensor import Tensor
 
@@ -36,7 +37,9 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
             raise ValueError(f"embedding: padding_idx={padding_idx} is out of range for {num} embeddings")
         padding_idx %= num
     data = input._data
-    if data.size and bool(((data < 0) | (data >= num)).any()):  # one device sync, whatever the batch size
-        raise IndexError(f"embedding: indices must be in [0, {num}) for {num} embeddings, got values from "
-                         f"{int(data.min())} to {int(data.max())}")
+    if data.size:  # at once on the CPU; on a device, without waiting for it (see device_checks)
+        with input.device.backend.scope:
+            bad = (data < 0) | (data >= num)
+        device_checks.check(input.device, bad, data, ("embedding", num), lambda value: IndexError(
+            f"embedding: index {value} is out of range: indices must be in [0, {num}) for {num} embeddings"))
     return Embedding.apply(input, weight, padding_idx)

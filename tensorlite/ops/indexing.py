@@ -10,7 +10,7 @@ from typing import Any
 
 from tensorlite import autograd
 from tensorlite.autograd import Function
-from tensorlite.errors import check_dim
+from tensorlite.errors import check_dim, device_mismatch
 from tensorlite.ops.elementwise import where
 from tensorlite.tensor import Tensor
 
@@ -22,7 +22,7 @@ def _index_array(op: str, index: Any, device: Any) -> Any:
     backend = device.backend
     if isinstance(index, Tensor):
         if index._device is not device:
-            raise RuntimeError(f"{op}: index is on {index._device} but the tensor is on {device}")
+            raise device_mismatch(f"{op} (the index, the tensor)", index._device, device)
         array = index._data
     elif backend.is_array(index):
         array = index
@@ -113,7 +113,7 @@ def setitem_(input: Tensor, key: Any, value: Any) -> None:
     key, _ = _device_key(key, input._device)
     if isinstance(value, Tensor):
         if value._device is not input._device:
-            raise RuntimeError(f"setitem: value is on {value._device} but the tensor is on {input._device}")
+            raise device_mismatch("setitem (the value, the tensor)", value._device, input._device)
         value = value._data
     input._data[key] = value
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from tensorlite import device_checks
 from tensorlite.autograd import Function
 from tensorlite.tensor import Tensor
 
@@ -131,10 +132,11 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     _check_same_shape("binary_cross_entropy", input, target)
     _check_elementwise_weight("binary_cross_entropy", "weight", weight, input.shape)
     data = input._data
-    outside = (data < 0) | (data > 1)
-    if bool(outside.any()):
-        raise ValueError(f"binary_cross_entropy: input values must be probabilities in [0, 1], got "
-                         f"{float(data[outside][0])}; for logits use binary_cross_entropy_with_logits")
+    with input.device.backend.scope:  # NaN fails too, as in PyTorch
+        outside = ~((data >= 0) & (data <= 1))
+    device_checks.check(input.device, outside, data, "binary_cross_entropy", lambda value: ValueError(
+        f"binary_cross_entropy: input values must be probabilities in [0, 1], got {value}; for logits use "
+        "binary_cross_entropy_with_logits"))
     return _reduce(BinaryCrossEntropy.apply(input, target, weight), reduction)
 
 
@@ -269,10 +271,11 @@ def _class_rows(loss: str, input: Tensor, target: Tensor, weight: Tensor | None,
         raise ValueError(f"{loss}: target shape {target.shape} does not match input shape {input.shape}: "
                          f"class-index targets must have shape {batch_shape}")
     indices = target._data
-    bad = ((indices < 0) | (indices >= classes)) & (indices != ignore_index)
-    if bool(bad.any()):
-        raise IndexError(f"{loss}: target {int(indices[bad][0])} is out of bounds: class indices must be in "
-                         f"[0, {classes}) or equal ignore_index ({ignore_index})")
+    with target.device.backend.scope:
+        bad = ((indices < 0) | (indices >= classes)) & (indices != ignore_index)
+    device_checks.check(target.device, bad, indices, (loss, classes, ignore_index), lambda value: IndexError(
+        f"{loss}: target {value} is out of bounds: class indices must be in [0, {classes}) or equal "
+        f"ignore_index ({ignore_index})"))
     return _as_rows(input), target.reshape(-1), batch_shape
 
 

@@ -108,7 +108,8 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self._update(p, group)
+                    with p._device.backend.scope:  # the update's math runs on the parameter's device
+                        self._update(p, group)
         return loss
 
     def _update(self, p: Tensor, group: dict[str, Any]) -> None:

@@ -30,16 +30,17 @@ class LossWatch:
 
     def update(self, loss: Tensor, step: int) -> None:
         """Note ``loss`` (0-d) as step ``step``'s, on the device."""
-        xp = loss.device.backend.xp
-        if self.first_bad is None:
-            self.first_bad = xp.full((), -1, dtype=dtypes.int64)
-        bad = ~xp.isfinite(loss._data)
-        self.first_bad = xp.where(bad & (self.first_bad < 0), step, self.first_bad)
+        self.device, xp = loss.device, loss.device.backend.xp
+        with loss.device.backend.scope:
+            if self.first_bad is None:
+                self.first_bad = xp.full((), -1, dtype=dtypes.int64)
+            bad = ~xp.isfinite(loss._data)
+            self.first_bad = xp.where(bad & (self.first_bad < 0), step, self.first_bad)
 
     def first_bad_step(self) -> int | None:
         """The first step with a non-finite loss since the last reset (on any rank), or None: one read from the
-        device."""
-        step = -1 if self.first_bad is None else int(self.first_bad)
+        device, which also raises the device's pending checks."""
+        step = -1 if self.first_bad is None else Tensor._make(self.first_bad, self.device, False, None).item()
         return parallel.first_over_ranks(step if step >= 0 else None)
 
     def reset(self) -> None:
@@ -49,8 +50,11 @@ class LossWatch:
 def all_finite(tensors: Iterable[Tensor]) -> bool:
     """Whether every value of ``tensors`` (on one device) is finite: a reduction each, then one read."""
     tensors = list(tensors)
-    xp = tensors[0].device.backend.xp
-    return bool(xp.stack([xp.isfinite(t._data).all() for t in tensors]).all())
+    device = tensors[0].device
+    xp = device.backend.xp
+    with device.backend.scope:
+        finite = xp.stack([xp.isfinite(t._data).all() for t in tensors]).all()
+    return bool(Tensor._make(finite, device, False, None))
 
 
 class DeferredInterrupt:

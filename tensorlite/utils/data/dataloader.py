@@ -176,8 +176,14 @@ class DataLoader:
                                              backend.xp.concatenate)
         else:
             indices_per_batch = (on_device(batch) for batch in self.batch_sampler)
-        for index in indices_per_batch:
-            yield tuple(Tensor._make(t._data[index], t._device, False, None) for t in tensors)
+        indices_per_batch = iter(indices_per_batch)
+        while True:
+            with backend.scope:  # the index blocks are joined and cut, and the batches picked, on the tensors' device
+                index = next(indices_per_batch, None)
+                if index is None:
+                    return
+                batch = tuple(Tensor._make(t._data[index], t._device, False, None) for t in tensors)
+            yield batch
 
 
 def _check_workers(num_workers: int, timeout: float, prefetch_factor: int | None, persistent_workers: bool) -> None:
