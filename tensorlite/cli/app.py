@@ -64,6 +64,16 @@ def _blas_info() -> str:
         return "unknown"
 
 
+def _cuda_rows(cuda_ok: bool) -> list[tuple[str, str]]:
+    """Each GPU's name and its CuPy memory pool (used, held, peak), where CUDA is usable."""
+    if not cuda_ok:
+        return []
+    from tensorlite import cuda
+
+    return [(f"cuda:{i}", f"{cuda.get_device_name(i)}; memory pool {cuda.memory_summary_line(i)}")
+            for i in range(cuda.device_count())]
+
+
 @app.command()
 def info() -> None:
     """Versions, the BLAS NumPy uses, which backends are available (and why not), the default device."""
@@ -88,6 +98,7 @@ def info() -> None:
         ("backend numpy (cpu)", "available"),
         ("cpu kernels", compiled_kernels_status()),
         ("backend cupy (cuda)", ("available: " if cuda_ok else "unavailable: ") + f"cupy {cuda_reason}"),
+        *_cuda_rows(cuda_ok),
         ("TENSORLITE_DEVICE", os.environ.get("TENSORLITE_DEVICE", "(not set: auto)")),
         ("default device", default),
     ]
