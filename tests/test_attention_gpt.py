@@ -79,6 +79,16 @@ def test_sdpa_float_mask_gets_a_gradient(check, device):
     check.parity(F.scaled_dot_product_attention, lambda *a: TF.scaled_dot_product_attention(*a), arrays, device)
 
 
+def test_sdpa_of_views_in_any_memory_order(device):
+    """Queries whose axes lie in memory in an order that is not its own inverse (a new axis in front: stride 0
+    outermost), or transposed three ways: the output's layout follows them and the values are attention's."""
+    x = tl.tensor(randn(4, 3, 5), device=device)
+    for q in (x[0][None], x.permute(1, 2, 0).permute(2, 0, 1), x.permute(2, 0, 1).permute(1, 2, 0)):
+        out = F.scaled_dot_product_attention(q, q, q)
+        weights = (q @ q.transpose(-1, -2) / np.sqrt(q.shape[-1])).softmax(dim=-1)
+        np.testing.assert_allclose(host(out), host(weights @ q), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parity
 def test_sdpa_fully_masked_row_gives_zeros_not_nan(device):
     """As PyTorch: a query that may attend to nothing gets a zero output and zero gradients."""

@@ -47,7 +47,7 @@ def _matmul_like(xp: Any, a: Any, b: Any, like: Any) -> Any:
         return a @ b
     order = sorted(range(like.ndim), key=lambda i: -like.strides[i])  # like's axes, outermost in memory first
     shape = (*batch, a.shape[-2], b.shape[-1])
-    out = xp.empty([shape[i] for i in order], dtype=a.dtype).transpose(sorted(range(like.ndim), key=order.index))
+    out = xp.empty([shape[i] for i in order], dtype=a.dtype).transpose([order.index(i) for i in range(like.ndim)])
     return xp.matmul(a, b, out=out)
 
 
