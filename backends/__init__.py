@@ -5,9 +5,16 @@
 | ``cpu``     | NumpyBackend   | NumPy                                                  |
 | ``cuda``    | CupyBackend    | CuPy (imported lazily, only when a CUDA device is used) |
 | ``sim``     | SimBackend     | NumPy arrays dressed as device arrays, for tests       |
+
+``tl.backends.cuda.matmul.allow_tf32`` switches TF32 matrix products on CUDA, as PyTorch's flag of that name.
 """
 
 from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy
 
 from .base import Array, Backend
 
@@ -52,4 +59,50 @@ def manual_seed(seed: int) -> None:
         backend.manual_seed(seed)
 
 
-__all__ = ["Array", "Backend", "DEVICE_TYPES", "get_backend", "manual_seed"]
+class _CudaMatmul:
+    """``allow_tf32``: whether float32 matrix products on CUDA may use TF32 tensor cores (inputs rounded to 10-bit
+    mantissas, float32 accumulation; several times faster on Ampere and later GPUs). Off by default, as in PyTorch.
+
+    Mapped onto CuPy's compute type for float32 (what CuPy's documented ``CUPY_TF32=1`` environment variable
+    sets when CuPy is imported, https://docs.cupy.dev/en/stable/reference/environment.html; switched at run time
+    through ``cupy._core._routines_linalg.set_compute_type``). Where CuPy or a GPU is missing, the flag is only
+    recorded, and applied when it can be.
+    """
+
+    def __init__(self) -> None:
+        self._allow_tf32 = os.environ.get("CUPY_TF32", "0") == "1"
+
+    @property
+    def allow_tf32(self) -> bool:
+        return self._allow_tf32
+
+    @allow_tf32.setter
+    def allow_tf32(self, value: bool) -> None:
+        self._allow_tf32 = bool(value)
+        self.apply()
+
+    def apply(self) -> None:
+        """Set CuPy's float32 compute type from the flag, if CuPy sees a GPU (the CUDA backend calls this too)."""
+        from .cupy_backend import cuda_status
+
+        if not cuda_status()[0]:
+            return
+        from cupy._core import _routines_linalg as linalg
+
+        linalg.set_compute_type(numpy.float32, linalg.COMPUTE_TYPE_TF32 if self._allow_tf32
+                                else linalg.COMPUTE_TYPE_DEFAULT)
+
+
+class _Cuda:
+    """``tl.backends.cuda``: switches of the CUDA backend, under PyTorch's names."""
+
+    def __init__(self) -> None:
+        self.matmul = _CudaMatmul()
+
+    def __repr__(self) -> str:
+        return f"<tl.backends.cuda: matmul.allow_tf32={self.matmul.allow_tf32}>"
+
+
+cuda: Any = _Cuda()
+
+__all__ = ["Array", "Backend", "DEVICE_TYPES", "cuda", "get_backend", "manual_seed"]

@@ -59,6 +59,9 @@ class CupyBackend(Backend):
         self.array_type = cupy.ndarray
         self.cuda_device = self.scope = cupy.cuda.Device(index)
         super().__init__(index)
+        from . import cuda
+
+        cuda.matmul.apply()  # TF32 as tl.backends.cuda.matmul.allow_tf32 says
 
     def is_array(self, obj: object) -> bool:
         return isinstance(obj, self.xp.ndarray) and obj.device.id == self.index

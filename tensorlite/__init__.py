@@ -24,8 +24,9 @@ from tensorlite.creation import (
 )
 from tensorlite.gradcheck import GradcheckError, gradcheck
 from tensorlite.device_checks import set_mode as set_device_checks
-from tensorlite import cuda, nn  # noqa: E402
+from tensorlite import amp, cuda, nn  # noqa: E402
 from tensorlite import distributed  # noqa: E402  (mpi4py is imported by init_process_group only)
+from tensorlite.amp import autocast
 from tensorlite import optim  # noqa: E402
 from tensorlite import utils  # noqa: E402
 from tensorlite.serialization import CheckpointError, load, load_metadata, save
@@ -33,7 +34,8 @@ from tensorlite.serialization import CheckpointError, load, load_metadata, save
 bool = bool_  # tl.bool, as torch.bool
 
 __all__ = [
-    "__version__", "autograd", "cuda", "Tensor", "Device", "device", "default_device", "set_default_device",
+    "__version__", "amp", "autocast", "autograd", "cuda", "Tensor", "Device", "device", "default_device",
+    "set_default_device",
     "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "nn", "optim", "distributed",
     "set_device_checks",
     "utils", "save", "load", "load_metadata", "CheckpointError",

@@ -185,7 +185,7 @@ def test_a_device_that_is_not_there(tmp_path: Path) -> None:
     path = write_xor(tmp_path / "xor.safetensors", XOR_METADATA)
     for args in (["eval", path, "--device", "cuda"], ["predict", path, "0", "1", "--device", "cuda"],
                  ["train", "xor", "--device", "cuda", "--out", tmp_path / "run"]):
-        assert_fails(invoke(*args), "--device: device 'cuda'")
+        assert_fails(invoke(*args), "--device: device 'cuda")  # 'cuda' without CuPy, 'cuda:0' without a GPU
 
 
 # -- exit statuses --------------------------------------------------------------------------------------------

@@ -94,3 +94,17 @@ def test_info_reports_each_gpu_and_its_pool() -> None:
 
     result = invoke("info")
     assert result.exit_code == 0 and "cuda:0" in result.output and "memory pool used" in result.output
+
+
+def test_tf32_is_off_by_default_and_switches_as_pytorchs_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    flags = tl.backends.cuda.matmul
+    assert flags.allow_tf32 is False and "allow_tf32=False" in repr(tl.backends.cuda)
+    monkeypatch.setattr(flags, "_allow_tf32", flags.allow_tf32)  # restored after the test
+    flags.allow_tf32 = True  # recorded without a GPU; applied to CuPy's float32 compute type with one
+    assert flags.allow_tf32 is True
+    if cuda_available():
+        from cupy._core import _routines_linalg as linalg
+
+        assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32
+        flags.allow_tf32 = False
+        assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_DEFAULT

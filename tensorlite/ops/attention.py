@@ -17,6 +17,8 @@ import functools
 import math
 from typing import Any
 
+from tensorlite.amp.autocast_mode import cast_inputs
+from tensorlite.amp.autocast_mode import state as autocast
 from tensorlite.autograd import Function
 from tensorlite.errors import device_mismatch
 from tensorlite.ops.elementwise import unbroadcast
@@ -101,6 +103,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     1 / sqrt(E).
     """
     op = "scaled_dot_product_attention"
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        query, key, value, attn_mask = cast_inputs(op, query, key, value, attn_mask)
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: {name} must be a tensor, got {type(t).__name__}")

@@ -17,6 +17,8 @@ per kernel offset (KH * KW iterations, no scatter).
 
 from __future__ import annotations
 
+from tensorlite.amp.autocast_mode import cast_inputs
+from tensorlite.amp.autocast_mode import state as autocast
 from tensorlite.autograd import Function
 from tensorlite.backends.base import window_slices
 from tensorlite.tensor import Tensor
@@ -132,6 +134,8 @@ def _check(op: str, input: Tensor, weight: Tensor, bias: Tensor | None, groups: 
 def _convolution(op: str, input: Tensor, weight: Tensor, bias: Tensor | None, stride: int | tuple[int, ...],
                  padding: Padding, dilation: int | tuple[int, ...], groups: int, ndim: int) -> Tensor:
     """conv1d (``ndim=1``) or conv2d (``ndim=2``): check the arguments, then run ``Convolution`` on 4-D arrays."""
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, weight, bias = cast_inputs(op, input, weight, bias)
     _check(op, input, weight, bias, groups, ndim)
     stride, dilation = ntuple(op, "stride", stride, ndim, 1), ntuple(op, "dilation", dilation, ndim, 1)
     kernel, size = tuple(weight.shape[2:]), tuple(input.shape[-ndim:])

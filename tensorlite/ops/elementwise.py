@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tensorlite.amp.autocast_mode import cast_inputs
+from tensorlite.amp.autocast_mode import state as autocast
 from tensorlite.autograd import Function, is_grad_enabled
 from tensorlite.device import Device
 from tensorlite.errors import broadcast_error
@@ -326,6 +328,8 @@ def div(input: Tensor | Any, other: Tensor | Any) -> Tensor:
 
 
 def pow(input: Tensor | Any, exponent: Tensor | Any) -> Tensor:
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, exponent = cast_inputs("pow", input, exponent)
     return Pow.apply(input, exponent)
 
 
@@ -350,10 +354,14 @@ def neg(input: Tensor) -> Tensor:
 
 
 def exp(input: Tensor) -> Tensor:
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, = cast_inputs("exp", input)
     return Exp.apply(input)
 
 
 def log(input: Tensor) -> Tensor:
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, = cast_inputs("log", input)
     return Log.apply(input)
 
 
@@ -397,6 +405,8 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, = cast_inputs("softplus", input)
     return Softplus.apply(input, beta, threshold)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tensorlite.amp.autocast_mode import cast_inputs
+from tensorlite.amp.autocast_mode import state as autocast
 from tensorlite.autograd import Function
 from tensorlite.errors import broadcast_error
 from tensorlite.ops.elementwise import unbroadcast
@@ -38,6 +40,8 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
     """Matrix product; leading (batch) dimensions broadcast."""
     if not isinstance(input, Tensor) or not isinstance(other, Tensor):
         raise TypeError(f"matmul: expected two tensors, got {type(input).__name__} and {type(other).__name__}")
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, other = cast_inputs("matmul", input, other)
     a, b = input.shape, other.shape
     if not a or not b:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a} and {b}")

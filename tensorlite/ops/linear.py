@@ -6,6 +6,8 @@ gradient flattens the leading dimensions into one (instead of a batched product 
 
 from __future__ import annotations
 
+from tensorlite.amp.autocast_mode import cast_inputs
+from tensorlite.amp.autocast_mode import state as autocast
 from tensorlite.autograd import Function
 from tensorlite.tensor import Tensor
 
@@ -29,6 +31,8 @@ class Linear(Function):
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias``: input (*, in), weight (out, in), bias (out,) -> (*, out)."""
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, weight, bias = cast_inputs("linear", input, weight, bias)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
     if input.ndim == 0 or input.shape[-1] != weight.shape[1]:

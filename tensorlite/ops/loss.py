@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 
 from tensorlite import device_checks
+from tensorlite.amp.autocast_mode import cast_inputs
+from tensorlite.amp.autocast_mode import state as autocast
 from tensorlite.autograd import Function
 from tensorlite.tensor import Tensor
 
@@ -58,6 +60,8 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 # -- regression ------------------------------------------------------------------------------------
 def mse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """Squared error (input - target)^2, reduced; input and target have the same shape."""
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, target = cast_inputs("mse_loss", input, target)
     check_reduction("mse_loss", reduction)
     _check_same_shape("mse_loss", input, target)
     diff = input - target
@@ -66,6 +70,8 @@ def mse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tenso
 
 def l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """Absolute error |input - target|, reduced; input and target have the same shape."""
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, target = cast_inputs("l1_loss", input, target)
     check_reduction("l1_loss", reduction)
     _check_same_shape("l1_loss", input, target)
     return _reduce((input - target).abs(), reduction)
@@ -128,6 +134,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
 
     ``weight`` rescales each element's loss and broadcasts to the input's shape.
     """
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, target, weight = cast_inputs("binary_cross_entropy", input, target, weight)
     check_reduction("binary_cross_entropy", reduction)
     _check_same_shape("binary_cross_entropy", input, target)
     _check_elementwise_weight("binary_cross_entropy", "weight", weight, input.shape)
@@ -147,6 +155,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     ``weight`` rescales each element's loss; ``pos_weight`` (e.g. (C,) for input (N, C)) weighs the
     positive term of each class. Both broadcast to the input's shape.
     """
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, target, weight, pos_weight = cast_inputs("binary_cross_entropy_with_logits", input, target, weight,
+                                                        pos_weight)
     check_reduction("binary_cross_entropy_with_logits", reduction)
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
     _check_elementwise_weight("binary_cross_entropy_with_logits", "weight", weight, input.shape)
@@ -289,6 +300,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, *
     number of rows for probabilities), as in PyTorch. ``label_smoothing`` mixes the target with
     the uniform distribution.
     """
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, target, weight = cast_inputs("cross_entropy", input, target, weight)
     check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -304,6 +317,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, *, ign
     ``target``: int64 class indices of the input's shape without C. ``weight`` and ``ignore_index``
     as in ``cross_entropy``; ``nll_loss(log_softmax(x, 1), t)`` equals ``cross_entropy(x, t)``.
     """
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, target, weight = cast_inputs("nll_loss", input, target, weight)
     check_reduction("nll_loss", reduction)
     rows, targets, batch_shape = _class_rows("nll_loss", input, target, weight, ignore_index, False)
     loss = NegativeLogLikelihood.apply(rows, targets, weight, ignore_index, reduction)

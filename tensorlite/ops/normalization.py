@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tensorlite.amp.autocast_mode import cast_inputs
+from tensorlite.amp.autocast_mode import state as autocast
 from tensorlite.autograd import Function
 from tensorlite.tensor import Tensor
 
@@ -108,6 +110,8 @@ def _check_param(op: str, name: str, value: Tensor | None, shape: tuple[int, ...
 def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Standardise over the trailing ``normalized_shape`` dimensions of ``input`` (*, *normalized_shape)."""
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, weight, bias = cast_inputs("layer_norm", input, weight, bias)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if not shape or input.shape[input.ndim - len(shape):] != shape:
         raise ValueError(f"layer_norm: normalized_shape={shape} needs an input whose last {len(shape)} dimension(s) "

@@ -9,6 +9,8 @@ from __future__ import annotations
 import builtins
 from typing import Any, NamedTuple
 
+from tensorlite.amp.autocast_mode import cast_inputs
+from tensorlite.amp.autocast_mode import state as autocast
 from tensorlite.autograd import Function
 from tensorlite.errors import check_dim
 from tensorlite.tensor import Tensor
@@ -141,6 +143,8 @@ class ArgExtreme(Function):
 
 # -- the public functions --------------------------------------------------------------------------
 def sum(input: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, = cast_inputs("sum", input)
     return Sum.apply(input, normalize_dims("sum", dim, input.ndim), keepdim)
 
 
@@ -204,14 +208,20 @@ def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tens
 
 def logsumexp(input: Tensor, dim: int | tuple[int, ...], keepdim: bool = False) -> Tensor:
     """log(sum(exp(x))) along ``dim``, computed without overflow."""
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, = cast_inputs("logsumexp", input)
     return Logsumexp.apply(input, normalize_dims("logsumexp", dim, input.ndim), keepdim)
 
 
 def softmax(input: Tensor, dim: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``, shifted by the maximum so it never overflows."""
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, = cast_inputs("softmax", input)
     return Softmax.apply(input, check_dim("softmax", dim, input.ndim))
 
 
 def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
     """log(softmax(x)) along ``dim``, computed directly (stable for very negative logits)."""
+    if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
+        input, = cast_inputs("log_softmax", input)
     return LogSoftmax.apply(input, check_dim("log_softmax", dim, input.ndim))

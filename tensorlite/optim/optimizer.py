@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy
+
 from tensorlite.autograd import enable_grad
 from tensorlite.creation import tensor
 from tensorlite.tensor import Tensor
@@ -109,12 +111,58 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is not None:
                     with p._device.backend.scope:  # the update's math runs on the parameter's device
-                        self._update(p, group)
+                        self._update_counted(p, group)
         return loss
+
+    def _update_counted(self, p: Tensor, group: dict[str, Any]) -> None:
+        """``_update``, with a step count kept on the device (after ``step_unless``) handed to it as its array."""
+        state = self.state.get(p)
+        counted_on_device = state is not None and isinstance(state.get("step"), Tensor)
+        if counted_on_device:
+            state["step"] = state["step"]._data
+        self._update(p, group)
+        if counted_on_device:
+            state["step"] = Tensor._make(state["step"], p._device, False, None)
 
     def _update(self, p: Tensor, group: dict[str, Any]) -> None:
         """Update ``p._data`` in place from ``p.grad`` with the options of ``group``."""
         raise NotImplementedError
+
+    def step_unless(self, skip: dict[Any, Any]) -> None:
+        """A step that changes nothing where ``skip[device]`` (a 0-d bool array on that device) is True, decided on
+        the device without reading the flag (``GradScaler`` skips steps with inf/NaN gradients so).
+
+        Each parameter's update runs, then the parameter, its state buffers and its step count (kept as a 0-d
+        float64 array from then on, so that the bias corrections follow it on the device) are set back where
+        the flag is set. That costs a copy of the parameter and its state per step. State that a skipped first
+        step creates is kept at its initial value: exactly PyTorch's skip for every optimizer here, except SGD
+        with ``dampening`` != 0, whose buffer starts as the first gradient undamped (after a skipped first step
+        it starts from zero instead).
+        """
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                with p._device.backend.scope:
+                    self._masked_update(p, group, skip[p._device])
+
+    def _masked_update(self, p: Tensor, group: dict[str, Any], skip: Any) -> None:
+        xp = p._device.backend.xp
+        state = self.state[p]
+        kept = {key: value._data.copy() for key, value in state.items() if isinstance(value, Tensor)}
+        kept_step = _count(state.get("step", 0))
+        kept_step = kept_step if isinstance(kept_step, int) else kept_step.copy()  # the update adds to it in place
+        old = p._data.copy()
+        with numpy.errstate(all="ignore"):  # a step to be skipped computes with inf/NaN: NumPy would warn
+            self._update_counted(p, group)
+        xp.copyto(p._data, xp.where(skip, old, p._data))
+        for key, value in state.items():
+            if isinstance(value, Tensor) and key != "step":
+                xp.copyto(value._data, xp.where(skip, kept[key], value._data) if key in kept
+                          else xp.where(skip, xp.zeros_like(value._data), value._data))
+        if "step" in state:
+            step = xp.where(skip, kept_step, _count(state["step"])).astype("float64")
+            state["step"] = Tensor._make(step, p._device, False, None)
 
     # -- saving and restoring --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -167,6 +215,11 @@ class Optimizer:
             raise ValueError(f"{name}.load_state_dict: state {key!r} of parameter {index} has shape "
                              f"{tuple(value.shape)}, the parameter has shape {p.shape}")
         return tensor(value, dtype=p.dtype, device=p.device)
+
+
+def _count(step: int | Tensor) -> Any:
+    """A step count as a number or a device array (where it is kept on the device)."""
+    return step._data if isinstance(step, Tensor) else step
 
 
 def gradient(p: Tensor, maximize: bool, weight_decay: float) -> Any:
