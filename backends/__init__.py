@@ -94,15 +94,27 @@ class _CudaMatmul:
 
 
 class _Cuda:
-    """``tl.backends.cuda``: switches of the CUDA backend, under PyTorch's names."""
+    """``tl.backends.cuda``: switches of the CUDA backend, under PyTorch's names where PyTorch has them.
+
+    ``fused_kernels`` (tensorlite's): GELU, the Adam(W) update and layer norm as fused CuPy kernels
+    (``backends/fused.py``); off by default until measured on a GPU, ``TENSORLITE_FUSED_KERNELS=1`` turns it on.
+    """
 
     def __init__(self) -> None:
         self.matmul = _CudaMatmul()
+        self.fused_kernels = os.environ.get("TENSORLITE_FUSED_KERNELS", "0") == "1"
 
     def __repr__(self) -> str:
-        return f"<tl.backends.cuda: matmul.allow_tf32={self.matmul.allow_tf32}>"
+        return (f"<tl.backends.cuda: matmul.allow_tf32={self.matmul.allow_tf32}, "
+                f"fused_kernels={self.fused_kernels}>")
 
 
 cuda: Any = _Cuda()
 
-__all__ = ["Array", "Backend", "DEVICE_TYPES", "cuda", "get_backend", "manual_seed"]
+
+def set_fused_kernels(enabled: bool) -> None:
+    """Run GELU, the Adam(W) update and layer norm as fused kernels on CUDA devices (off by default; see
+    ``backends/fused.py``)."""
+    cuda.fused_kernels = bool(enabled)
+
+__all__ = ["Array", "Backend", "DEVICE_TYPES", "cuda", "get_backend", "manual_seed", "set_fused_kernels"]

@@ -36,6 +36,83 @@ def overlapping_windows(kernel: tuple[int, int], stride: tuple[int, int], dilati
     return any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
 
 
+# -- elementwise cores of the fused kernels ------------------------------------------------------------------
+# Pure elementwise math, written once: ``Backend``'s reference kernels below call these with the backend's array
+# namespace, and the CUDA backend compiles the same functions with ``cupy.fuse`` (``backends/fused.py``). ``m``
+# is a math namespace (``exp``, ``tanh``, ``sqrt``, ``erf``); the arguments are arrays or scalars. Those ending
+# in ``_`` update their first array arguments in place (``+=``: in place on NumPy, and an output of the fused
+# kernel under ``cupy.fuse``). Each keeps the reference math's order of operations, so the results agree op by op.
+SQRT_2_OVER_PI, INV_SQRT2, INV_SQRT_2PI = math.sqrt(2 / math.pi), 1 / math.sqrt(2), 1 / math.sqrt(2 * math.pi)
+
+
+def gelu_cdf(m: Any, x: Array) -> Array:
+    """Phi(x), the normal CDF, from erf: GELU is x Phi(x)."""
+    return 0.5 * (1 + m.erf(x * INV_SQRT2))
+
+
+def gelu_grad(m: Any, g: Array, x: Array, cdf: Array) -> Array:
+    """g (Phi(x) + x phi(x)): GELU's input gradient from Phi(x)."""
+    return g * (cdf + x * (m.exp(-0.5 * x * x) * INV_SQRT_2PI))
+
+
+def gelu_tanh_t(m: Any, x: Array) -> Array:
+    """tanh(sqrt(2/pi) (x + 0.044715 x^3)): GPT-2's GELU is 0.5 x (1 + t)."""
+    return m.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x**3))
+
+
+def gelu_tanh_grad(m: Any, g: Array, x: Array, t: Array) -> Array:
+    """The tanh form's input gradient from t."""
+    return g * (0.5 * (1 + t) + 0.5 * x * ((1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)))
+
+
+def adam_moments_(m: Any, exp_avg: Array, exp_avg_sq: Array, g: Array, one_minus_beta1: Any, beta2: Any,
+                  one_minus_beta2: Any) -> tuple[Array, Array]:
+    """Adam's moments, in place: ``exp_avg += (g - exp_avg) (1 - beta1)``, ``exp_avg_sq = exp_avg_sq beta2 +
+    g g (1 - beta2)``."""
+    exp_avg += (g - exp_avg) * one_minus_beta1
+    exp_avg_sq *= beta2
+    exp_avg_sq += g * g * one_minus_beta2
+    return exp_avg, exp_avg_sq
+
+
+def adam_param_(m: Any, p: Array, exp_avg: Array, v: Array, decay: Any, bias2_sqrt: Any, eps: Any,
+                step_size: Any) -> Array:
+    """Adam's parameter step, in place: ``p = p decay - exp_avg / (sqrt(v) / bias2_sqrt + eps) step_size``."""
+    p *= decay
+    p -= exp_avg / (m.sqrt(v) / bias2_sqrt + eps) * step_size
+    return p
+
+
+def adam_(m: Any, p: Array, exp_avg: Array, exp_avg_sq: Array, g: Array, one_minus_beta1: Any, beta2: Any,
+          one_minus_beta2: Any, decay: Any, bias2_sqrt: Any, eps: Any, step_size: Any) -> tuple[Array, Array, Array]:
+    """A whole Adam step (no AMSGrad), in place: the moments, then the parameter."""
+    adam_moments_(m, exp_avg, exp_avg_sq, g, one_minus_beta1, beta2, one_minus_beta2)
+    return adam_param_(m, p, exp_avg, exp_avg_sq, decay, bias2_sqrt, eps, step_size), exp_avg, exp_avg_sq
+
+
+def standardized(m: Any, x: Array, mean: Array, inv_std: Array) -> Array:
+    """``(x - mean) * inv_std``: a layer norm's xhat."""
+    return (x - mean) * inv_std
+
+
+def affine(m: Any, xhat: Array, weight: Any, bias: Any) -> Array:
+    """``xhat * weight + bias``."""
+    return xhat * weight + bias
+
+
+def layer_norm_input_grad(m: Any, g: Array, weight: Any, xhat: Array, inv_std: Array, mean_gw: Array,
+                          mean_gwx: Array) -> Array:
+    """``(g w - mean(g w) - xhat mean(g w xhat)) inv_std``: a layer norm's input gradient from its two row means."""
+    return (g * weight - mean_gw - xhat * mean_gwx) * inv_std
+
+
+class _MathNamespace:
+    """``exp``, ``tanh``, ``sqrt`` and ``erf`` of one backend, as the elementwise cores call them."""
+
+    def __init__(self, xp: Any, erf: Any) -> None:
+        self.exp, self.tanh, self.sqrt, self.erf = xp.exp, xp.tanh, xp.sqrt, erf
+
+
 class NoScope:
     """The scope of a device that needs none (the CPU): entering it does nothing."""
 
@@ -68,6 +145,14 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.device_type}:{self.index}>"
+
+    @property
+    def math(self) -> Any:
+        """The math namespace the elementwise cores above take: ``xp``'s exp, tanh and sqrt, and ``erf``."""
+        namespace = self.__dict__.get("_math")
+        if namespace is None:
+            namespace = self.__dict__["_math"] = _MathNamespace(self.xp, self.erf)
+        return namespace
 
     # -- moving data ---------------------------------------------------------------------------
     def is_array(self, obj: object) -> bool:
@@ -129,21 +214,15 @@ class Backend:
     def gelu(self, x: Array, approximate: str) -> tuple[Array, Any]:
         """GELU of ``x`` (any shape) and what ``gelu_backward`` needs besides ``x``: ``x Phi(x)``, Phi the
         normal CDF from ``erf`` ("none") or GPT-2's tanh form ("tanh")."""
-        xp = self.xp
         if approximate == "tanh":
-            t = xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
+            t = gelu_tanh_t(self.math, x)
             return 0.5 * x * (1 + t), t
-        cdf = 0.5 * (1 + self.erf(x * (1 / math.sqrt(2))))
+        cdf = gelu_cdf(self.math, x)
         return x * cdf, cdf
 
     def gelu_backward(self, g: Array, x: Array, saved: Any, approximate: str) -> Array:
         """The gradient of ``gelu`` at ``x`` given the output gradient ``g`` and what ``gelu`` saved."""
-        if approximate == "tanh":
-            t = saved
-            dt = (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
-            return g * (0.5 * (1 + t) + 0.5 * x * dt)
-        pdf = self.xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-        return g * (saved + x * pdf)
+        return (gelu_tanh_grad if approximate == "tanh" else gelu_grad)(self.math, g, x, saved)
 
     def softmax(self, x: Array, scale: float = 1.0, mask: Array | None = None, empty_rows_zero: bool = False,
                 out: Array | None = None) -> Array:
@@ -182,12 +261,11 @@ class Backend:
         products (BLAS), several times faster than NumPy's reductions along short rows."""
         xp = self.xp
         row_mean = xp.full(x.shape[1], 1.0 / x.shape[1], dtype=x.dtype)  # rows @ row_mean = each row's mean
-        xhat = x - (x @ row_mean)[:, None]
-        inv_std = (1.0 / xp.sqrt((xhat * xhat) @ row_mean + eps))[:, None]  # (N, 1)
-        xhat *= inv_std
-        out = xhat * weight if weight is not None else xhat.copy()
-        if bias is not None:
-            out += bias
+        mean = (x @ row_mean)[:, None]
+        centered = x - mean
+        inv_std = (1.0 / xp.sqrt((centered * centered) @ row_mean + eps))[:, None]  # (N, 1)
+        xhat = standardized(self.math, x, mean, inv_std)
+        out = affine(self.math, xhat, 1.0 if weight is None else weight, 0.0 if bias is None else bias)
         return out, (xhat, inv_std, row_mean)
 
     def layer_norm_backward(self, g: Array, x: Array, weight: Array | None, saved: Any
@@ -200,10 +278,8 @@ class Backend:
         gw, gb = ones @ g_xhat, ones @ g
         # dxhat's row means, and those of dxhat * xhat, are products with weight / D.
         w_mean = row_mean if weight is None else weight * row_mean
-        gx = g * weight if weight is not None else g.copy()
-        gx -= (g @ w_mean)[:, None]
-        gx -= xhat * (g_xhat @ w_mean)[:, None]
-        gx *= inv_std
+        gx = layer_norm_input_grad(self.math, g, 1.0 if weight is None else weight, xhat, inv_std,
+                                   (g @ w_mean)[:, None], (g_xhat @ w_mean)[:, None])
         return gx, gw, gb
 
     def adam_update(self, p: Array, g: Array, m: Array, v: Array, *, lr: float, beta1: float, beta2: float,
@@ -216,24 +292,13 @@ class Backend:
 
         ``max_v`` (AMSGrad): the running maximum of ``v``, updated in place and used instead of ``v``.
         """
-        xp = self.xp
-        if decay != 1.0:
-            p *= decay
-        scratch = xp.subtract(g, m, out=xp.empty_like(p))  # out=: an array even for a 0-d parameter
-        scratch *= 1 - beta1
-        m += scratch
-        xp.multiply(g, g, out=scratch)
-        scratch *= 1 - beta2
-        v *= beta2
-        v += scratch
-        if max_v is not None:
-            v = xp.maximum(max_v, v, out=max_v)
-        denom = xp.sqrt(v, out=scratch)
-        denom /= (1 - beta2**step) ** 0.5
-        denom += eps
-        update = xp.divide(m, denom, out=scratch)
-        update *= lr / (1 - beta1**step)
-        p -= update
+        bias2_sqrt, step_size = (1 - beta2**step) ** 0.5, lr / (1 - beta1**step)
+        if max_v is None:
+            adam_(self.math, p, m, v, g, 1 - beta1, beta2, 1 - beta2, decay, bias2_sqrt, eps, step_size)
+            return
+        adam_moments_(self.math, m, v, g, 1 - beta1, beta2, 1 - beta2)
+        self.xp.maximum(max_v, v, out=max_v)
+        adam_param_(self.math, p, m, max_v, decay, bias2_sqrt, eps, step_size)
 
     def relu_backward(self, g: Array, out: Array) -> Array:
         """The gradient of ReLU's input: ``g`` where its output ``out`` is positive, else 0."""

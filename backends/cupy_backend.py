@@ -7,6 +7,7 @@ from typing import Any
 import numpy
 
 from .base import Array, Backend
+from .fused import FusedKernels, cupy_kernel
 
 INSTALL_HINT = 'install CuPy for your CUDA version: pip install "tensorlite[cuda12]" (or [cuda13])'
 
@@ -35,7 +36,7 @@ def cuda_status() -> tuple[bool, str]:
     return True, f"installed (CuPy {cupy.__version__}), {count} CUDA device(s)"
 
 
-class CupyBackend(Backend):
+class CupyBackend(FusedKernels, Backend):
     """CuPy on CUDA device ``index``. Every array it makes lives on that device.
 
     ``scope`` is ``cupy.cuda.Device(index)``: CuPy launches kernels and allocates on the current device, so the
@@ -46,6 +47,15 @@ class CupyBackend(Backend):
     name = "cupy"
     device_type = "cuda"
     scoped = True
+
+    def fused_enabled(self) -> bool:
+        """Whether GELU, Adam and layer norm run as fused kernels (``tl.backends.cuda.fused_kernels``)."""
+        from . import cuda
+
+        return cuda.fused_kernels
+
+    def kernel(self, name: str) -> Any:
+        return cupy_kernel(name)
 
     def __init__(self, index: int = 0) -> None:
         cupy = import_cupy()

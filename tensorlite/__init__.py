@@ -24,6 +24,7 @@ from tensorlite.creation import (
 )
 from tensorlite.gradcheck import GradcheckError, gradcheck
 from tensorlite.device_checks import set_mode as set_device_checks
+from tensorlite.backends import set_fused_kernels
 from tensorlite import amp, cuda, nn  # noqa: E402
 from tensorlite import distributed  # noqa: E402  (mpi4py is imported by init_process_group only)
 from tensorlite.amp import autocast
@@ -37,7 +38,7 @@ __all__ = [
     "__version__", "amp", "autocast", "autograd", "cuda", "Tensor", "Device", "device", "default_device",
     "set_default_device",
     "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "nn", "optim", "distributed",
-    "set_device_checks",
+    "set_device_checks", "set_fused_kernels",
     "utils", "save", "load", "load_metadata", "CheckpointError",
     "bool", "bool_", "double", "float", "float16", "float32", "float64", "half", "int32", "int64", "long", "uint8",
     "get_default_dtype", "set_default_dtype",
