@@ -7,7 +7,9 @@
     python scripts/bench.py mnist    # MNISTMLP's epoch and MNISTCNN's step (Adam, batch 64), peak memory
     python scripts/bench.py user-gpt # a research script's GPT (scripts/user_gpt.py): ms/iteration, memory, ops
     python scripts/bench.py distributed  # mpiexec -n 2 against one process (scripts/bench_distributed.py)
-    python scripts/bench.py all      # all but distributed
+    python scripts/bench.py gpu --device cuda --json out.json  # on a GPU, beside PyTorch CUDA eager: the `gpu`
+                                     # preset's GPT ms/iteration, MNISTCNN ms/step, sampling chars/s, peak memory
+    python scripts/bench.py all      # all but distributed and gpu
 
 Both frameworks start from the same weights; rounds alternate between them (this machine is
 noisy) and medians and the ratio tensorlite/PyTorch are printed, with the CPU kind, NumPy's BLAS kernel
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -253,10 +256,11 @@ def shakespeare_models(torch, config) -> tuple[nn.Module, Any]:
     return ours, theirs
 
 
-def trainer(loss_fn: Callable, optimizer, inputs: list, clip: Callable[[], Any] | None = None
-            ) -> Callable[[int], float]:
+def trainer(loss_fn: Callable, optimizer, inputs: list, clip: Callable[[], Any] | None = None,
+            sync: Callable[[], Any] | None = None) -> Callable[[int], float]:
     """``train(steps)``: that many optimizer steps on ``loss_fn(x, y)`` over the next ``(x, y)`` of ``inputs``
-    (cycling), calling ``clip()`` between backward and step when given; returns seconds."""
+    (cycling), calling ``clip()`` between backward and step when given; returns seconds, after ``sync()`` (a GPU's
+    queued work must finish inside the timing)."""
     done = 0
 
     def train(steps: int) -> float:
@@ -271,17 +275,20 @@ def trainer(loss_fn: Callable, optimizer, inputs: list, clip: Callable[[], Any] 
                 clip()
             optimizer.step()
             done += 1
+        if sync is not None:
+            sync()
         return time.perf_counter() - start
 
     return train
 
 
-def gpt_trainer(model, batches, to_tensor, clip_grad_norm_, optimizer=None) -> Callable[[int], float]:
-    """``train(steps)``: that many steps with gradient clipping (1.0) on the next batches; returns seconds. The
-    optimizer: nanoGPT's AdamW unless given."""
+def gpt_trainer(model, batches, to_tensor, clip_grad_norm_, optimizer=None, sync: Callable[[], Any] | None = None
+                ) -> Callable[[int], float]:
+    """``train(steps)``: that many steps with gradient clipping (1.0) on the next batches; returns seconds (after
+    ``sync()``, a device's wait, when given). The optimizer: nanoGPT's AdamW unless given."""
     optimizer = optimizer or model.configure_optimizers(0.1, 1e-3, (0.9, 0.99))
     return trainer(lambda x, y: model(x, y)[1], optimizer, [(to_tensor(x), to_tensor(y)) for x, y in batches],
-                   lambda: clip_grad_norm_(model.parameters(), 1.0))
+                   lambda: clip_grad_norm_(model.parameters(), 1.0), sync)
 
 
 def recipe_trainer(batches, vocab_size: int) -> tuple[Callable[[int], float], Any]:
@@ -355,18 +362,19 @@ def peak_memory(model_name: str, what: str, steps: int = 100) -> None:
     print(f"    ratio tensorlite/torch = {ours_peak / theirs_peak:.2f} (peak), {growth:.2f} (growth during training)")
 
 
-def tensorlite_sampling(model, n: int, use_cache: bool) -> float:
-    """Seconds to sample ``n`` characters after a one-character prompt."""
-    idx = tl.zeros(1, 1, dtype=tl.int64)
+def tensorlite_sampling(model, n: int, use_cache: bool, device: str = "cpu") -> float:
+    """Seconds to sample ``n`` characters after a one-character prompt (each one read back, as when printed)."""
+    idx = tl.zeros(1, 1, dtype=tl.int64, device=device)
     start = time.perf_counter()
     for _ in model.generate_tokens(idx, n, temperature=0.8, top_k=40, use_cache=use_cache):
         pass
     return time.perf_counter() - start
 
 
-def torch_sampling(torch, model, n: int) -> float:
+def torch_sampling(torch, model, n: int, device: str = "cpu") -> float:
     start = time.perf_counter()
-    model.generate(torch.zeros(1, 1, dtype=torch.int64), n, temperature=0.8, top_k=40)
+    tokens = model.generate(torch.zeros(1, 1, dtype=torch.int64, device=device), n, temperature=0.8, top_k=40)
+    tokens.tolist()  # the characters on the host, as tensorlite's
     return time.perf_counter() - start
 
 
@@ -484,11 +492,11 @@ def torch_mnist(torch, name: str):
                           tnn.Flatten(), tnn.Linear(64 * 5 * 5, 128), tnn.ReLU(), tnn.Linear(128, 10))
 
 
-def mnist_trainer(lib, model, batches, to_tensor) -> Callable[[int], float]:
+def mnist_trainer(lib, model, batches, to_tensor, sync: Callable[[], Any] | None = None) -> Callable[[int], float]:
     """``train(steps)`` for ``lib`` (tensorlite or torch): Adam (lr 1e-3) on cross-entropy; returns seconds."""
     loss_fn = lib.nn.CrossEntropyLoss()
     return trainer(lambda x, y: loss_fn(model(x), y), lib.optim.Adam(model.parameters(), lr=1e-3),
-                   [(to_tensor(x), to_tensor(y)) for x, y in batches])
+                   [(to_tensor(x), to_tensor(y)) for x, y in batches], sync=sync)
 
 
 def mnist_speed(torch, name: str, batches, steps: int, rounds: int) -> dict[str, float]:
@@ -521,12 +529,101 @@ def mnist(torch, rounds: int) -> None:
     peak_memory("cnn", "MNISTCNN")
 
 
+# -- on a device: the `gpu` preset's GPT, MNISTCNN and sampling, beside PyTorch eager on the same GPU --------
+def device_sides(torch, device: str) -> dict[str, dict[str, Any]]:
+    """For each framework: where its tensors go, how to make one from a host array, how to wait for the device,
+    and its peak-memory functions (None off CUDA). On ``sim`` (a smoke test of this path) PyTorch runs on the CPU."""
+    on_cuda = device.startswith("cuda")
+    torch_device = device if on_cuda else "cpu"
+    return {
+        "tensorlite": {"device": device, "to_tensor": lambda a: tl.tensor(a, device=device),
+                       "sync": tl.cuda.synchronize if on_cuda else None,
+                       "reset_peak": tl.cuda.reset_peak_memory_stats if on_cuda else None,
+                       "peak": tl.cuda.max_memory_allocated if on_cuda else None},
+        "torch": {"device": torch_device, "to_tensor": lambda a: torch.from_numpy(a).to(torch_device),
+                  "sync": torch.cuda.synchronize if on_cuda else None,
+                  "reset_peak": torch.cuda.reset_peak_memory_stats if on_cuda else None,
+                  "peak": torch.cuda.max_memory_allocated if on_cuda else None},
+    }
+
+
+def timed_with_peak(sides: dict, trainers: dict[str, Callable[[int], float]], steps: int, rounds: int
+                    ) -> tuple[dict[str, float], dict[str, float | None]]:
+    """Median seconds of ``steps`` steps per framework (alternating rounds), and each one's peak device memory in
+    MiB over one more run of ``steps`` (None where there is no GPU)."""
+    times = iterations_side_by_side(trainers, steps, rounds)
+    peaks: dict[str, float | None] = {}
+    for name, train in trainers.items():
+        side = sides[name]
+        if side["reset_peak"] is None:
+            peaks[name] = None
+            continue
+        side["reset_peak"]()
+        train(steps)
+        peaks[name] = side["peak"]() / 2**20
+    return times, peaks
+
+
+def device_bench(torch, device: str, rounds: int, steps: int, preset: str = "gpu") -> dict[str, Any]:
+    """The GPT preset's training (AdamW + clipping), MNISTCNN's training (Adam, batch 64) and sampling with the
+    cache, tensorlite on ``device`` beside PyTorch eager on the same GPU; returns the figures (also printed)."""
+    sides = device_sides(torch, device)
+    results: dict[str, Any] = {"device": device, "preset": preset, "steps": steps, "rounds": rounds}
+    config, batch_size, batches = shakespeare_setup(4, preset)
+    ours, theirs = shakespeare_models(torch, config)
+    ours.to(device)
+    theirs.to(sides["torch"]["device"])
+    trainers = {name: gpt_trainer(model, batches, sides[name]["to_tensor"], lib.nn.utils.clip_grad_norm_,
+                                  sync=sides[name]["sync"])
+                for name, model, lib in (("tensorlite", ours, tl), ("torch", theirs, torch))}
+    times, peaks = timed_with_peak(sides, trainers, steps, rounds)
+    report(f"GPT `{preset}` preset ({config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide, block "
+           f"{config.block_size}, batch {batch_size}) on {device}: {steps} iterations, median of {rounds}",
+           times, steps, "iter")
+    results["gpt"] = {"ms_per_iter": {k: v / steps * 1e3 for k, v in times.items()},
+                      "ratio": times["tensorlite"] / times["torch"], "peak_mib": peaks}
+    print(f"    peak device memory: {peaks}")
+
+    mnist_data, source = mnist_batches(20)
+    tl.manual_seed(0)
+    cnn_ours, cnn_theirs = tensorlite_mnist("cnn"), torch_mnist(torch, "cnn")
+    copy_weights(cnn_ours, cnn_theirs)
+    cnn_ours.to(device)
+    cnn_theirs.to(sides["torch"]["device"])
+    trainers = {"tensorlite": mnist_trainer(tl, cnn_ours, mnist_data, sides["tensorlite"]["to_tensor"],
+                                            sides["tensorlite"]["sync"]),
+                "torch": mnist_trainer(torch, cnn_theirs, mnist_data, sides["torch"]["to_tensor"],
+                                       sides["torch"]["sync"])}
+    times, peaks = timed_with_peak(sides, trainers, steps, rounds)
+    report(f"MNISTCNN, Adam, batch {MNIST_BATCH} ({source}) on {device}: {steps} steps, median of {rounds}",
+           times, steps, "step")
+    results["mnist_cnn"] = {"ms_per_step": {k: v / steps * 1e3 for k, v in times.items()},
+                            "ratio": times["tensorlite"] / times["torch"], "peak_mib": peaks}
+
+    ours.eval()
+    theirs.eval()
+    n = min(500, 2 * config.block_size)
+    times = alternate({"tensorlite, cache": lambda: tensorlite_sampling(ours, n, True, device),
+                       "torch, no cache": lambda: torch_sampling(torch, theirs, n, sides["torch"]["device"])}, rounds)
+    print(f"\nSampling {n} characters on {device} (temperature 0.8, top-k 40), median of {rounds}")
+    for name, seconds in times.items():
+        print(f"    {name:<21} {n / seconds:8.0f} chars/s")
+    results["sampling_chars_per_s"] = {name: n / seconds for name, seconds in times.items()}
+    if device.startswith("cuda"):
+        results["tensorlite_memory_pool"] = tl.cuda.memory_summary_line()
+        print(f"    tensorlite's memory pool: {results['tensorlite_memory_pool']}")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=["xor", "iris", "shakespeare", "mnist", "user-gpt", "distributed", "all"],
-                        nargs="?", default="all")
+    parser.add_argument("which", nargs="?", default="all",
+                        choices=["xor", "iris", "shakespeare", "mnist", "user-gpt", "distributed", "gpu", "all"])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=20, help="distributed: steps per round")
+    parser.add_argument("--steps", type=int, default=20, help="distributed and gpu: steps per round")
+    parser.add_argument("--device", default="cuda", help="gpu: tensorlite's device (cuda, cuda:N; sim: a smoke test)")
+    parser.add_argument("--preset", default="gpu", help="gpu: the GPT preset (cli/presets.py)")
+    parser.add_argument("--json", help="gpu: also write the figures to this JSON file")
     parser.add_argument("--memory-child", choices=["tensorlite", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--memory-model", choices=["gpt", "user-gpt", "mlp", "cnn"], default="gpt",
                         help=argparse.SUPPRESS)
@@ -543,6 +640,14 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
+    if args.which == "gpu":
+        name = tl.cuda.get_device_name(args.device) if args.device.startswith("cuda") else args.device
+        print(f"tensorlite {tl.__version__}, torch {torch.__version__}, on {name}")
+        results = device_bench(torch, args.device, args.rounds, args.steps, args.preset)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as out:
+                json.dump(results, out, indent=2)
+        return None
     tl.set_default_device("cpu")
     print(f"tensorlite {tl.__version__}, numpy {np.__version__}, torch {torch.__version__} (2 threads)")
     print(f"CPU: {cpu_summary()}\nnumpy BLAS: {blas_summary()}\ntensorlite CPU kernels: {kernels_summary()}")

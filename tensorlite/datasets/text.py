@@ -118,5 +118,8 @@ class TextData:
         rng = generator if generator is not None else as_device("cpu").backend.rng
         starts = rng.integers(0, len(data) - block_size, size=batch_size)  # (B,)
         windows = data[starts[:, None] + numpy.arange(block_size + 1)]  # (B, T + 1): one fancy index
-        moved = tensor(windows, device=as_device(device))  # one host-to-device copy for inputs and targets
+        target = as_device(device)
+        if target.type == "cpu":  # contiguous arrays, as PyTorch users expect of .numpy()
+            return tensor(windows[:, :-1], device=target), tensor(windows[:, 1:], device=target)
+        moved = tensor(windows, device=target)  # on a device: one host-to-device copy for inputs and targets
         return moved[:, :-1], moved[:, 1:]
