@@ -37,6 +37,7 @@ def test_without_cuda_it_checks_what_it_can_and_says_so_in_one_line(tmp_path: Pa
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("device_check: no usable CUDA device here"), out.stdout
+    assert "fused kernels' math on NumPy: ok" in lines[0], out.stdout
     preflight = json.loads((tmp_path / "out" / "preflight.json").read_text())
     assert preflight["cuda_usable"] is False and max(preflight["fused_math_on_numpy"].values()) < 1e-5
 
