@@ -9,7 +9,7 @@
 __version__ = "0.1.0"
 
 from tensorlite import autograd  # noqa: I001  (autograd before tensor: they import each other)
-from tensorlite.autograd import enable_grad, is_grad_enabled, no_grad
+from tensorlite.autograd import enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad
 from tensorlite.device import Device, default_device, device, set_default_device
 from tensorlite.dtypes import (
     bool_, double, float, float16, float32, float64, get_default_dtype, half, int32, int64, long, set_default_dtype,
@@ -37,8 +37,8 @@ bool = bool_  # tl.bool, as torch.bool
 __all__ = [
     "__version__", "amp", "autocast", "autograd", "cuda", "Tensor", "Device", "device", "default_device",
     "set_default_device",
-    "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "nn", "optim", "distributed",
-    "set_device_checks", "set_fused_kernels",
+    "no_grad", "enable_grad", "is_grad_enabled", "inference_mode", "is_inference_mode_enabled",
+    "gradcheck", "GradcheckError", "nn", "optim", "distributed", "set_device_checks", "set_fused_kernels",
     "utils", "save", "load", "load_metadata", "CheckpointError",
     "bool", "bool_", "double", "float", "float16", "float32", "float64", "half", "int32", "int64", "long", "uint8",
     "get_default_dtype", "set_default_dtype",

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from tensorlite.tensor import Tensor
 
 _grad_enabled = True
+_inference_mode = False  # inside inference_mode: as no_grad (tensorlite has no inference-only tensors)
 _anomaly_enabled = False  # record where each node's forward ran
 _anomaly_check_nan = True  # and, in backward, raise on a NaN gradient
 TRACE_FRAMES = 4  # how many of the caller's frames a node remembers in anomaly mode
@@ -41,6 +42,11 @@ _hooked_leaves = 0  # hooks registered on leaves: while there are none, backward
 
 def is_grad_enabled() -> bool:
     return _grad_enabled
+
+
+def is_inference_mode_enabled() -> bool:
+    """Whether an ``inference_mode`` block is active."""
+    return _inference_mode
 
 
 def is_anomaly_enabled() -> bool:
@@ -66,18 +72,27 @@ class _ContextDecorator:
 
 
 class _GradMode(_ContextDecorator):
-    """Base of ``no_grad``/``enable_grad``."""
+    """Base of ``no_grad``/``enable_grad``/``inference_mode``: a decorator with or without parentheses
+    (``@tl.no_grad`` and ``@tl.no_grad()``), as in PyTorch."""
 
-    enabled: bool
+    enabled: bool  # grad mode inside the block
+    inference: bool | None = None  # what ``is_inference_mode_enabled`` says inside the block (None: unchanged)
+
+    def __new__(cls, *args: Any) -> Any:
+        if len(args) == 1 and callable(args[0]):  # @no_grad without parentheses: decorate at once
+            return cls()(args[0])
+        return super().__new__(cls)
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous = _grad_enabled
+        global _grad_enabled, _inference_mode
+        self._previous = _grad_enabled, _inference_mode
         _grad_enabled = self.enabled
+        if self.inference is not None:
+            _inference_mode = self.inference
 
     def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous
+        global _grad_enabled, _inference_mode
+        _grad_enabled, _inference_mode = self._previous
 
 
 class no_grad(_GradMode):
@@ -90,6 +105,20 @@ class enable_grad(_GradMode):
     """Record the graph again inside a ``no_grad`` block."""
 
     enabled = True
+
+
+class inference_mode(_GradMode):
+    """``no_grad`` for inference, under PyTorch's name: a context manager or a decorator (with or
+    without parentheses). ``inference_mode(False)`` turns it off again inside, and records the graph.
+
+    PyTorch also marks the tensors made inside as inference-only (they can never join a graph);
+    tensorlite has no such tensors, so they are ordinary tensors that do not require grad.
+    """
+
+    def __init__(self, mode: bool = True) -> None:
+        if not isinstance(mode, bool):
+            raise TypeError(f"inference_mode: mode must be a bool, got {type(mode).__name__}")
+        self.enabled, self.inference = not mode, mode
 
 
 def _set_anomaly(mode: bool, check_nan: bool) -> tuple[bool, bool]:

@@ -28,6 +28,7 @@ def critical(dof: int, z: float = Z_999) -> float:
 
 
 def fits(counts: np.ndarray, probs: np.ndarray) -> bool:
-    """Whether ``counts`` are consistent with ``probs`` at the 0.1% level."""
+    """Whether ``counts`` are consistent with ``probs`` at the 0.1% level (one possible category: all
+    draws in it)."""
     dof = int(np.count_nonzero(np.asarray(probs) > 0)) - 1
-    return statistic(counts, probs) < critical(dof)
+    return statistic(counts, probs) < critical(dof) if dof else statistic(counts, probs) == 0

@@ -7,7 +7,7 @@ import weakref
 
 import numpy as np
 import pytest
-from oracle import check_grad, torch_or_skip
+from oracle import check_grad, torch, torch_or_skip
 
 import tensorlite as tl
 
@@ -119,6 +119,78 @@ def test_enable_grad_inside_no_grad(device: str) -> None:
     assert y.requires_grad and not z.requires_grad
     y.sum().backward()
     np.testing.assert_allclose(host(x.grad), [2.0, 4.0])
+
+
+def test_grad_mode_decorators_work_without_parentheses(device: str) -> None:
+    """``@tl.no_grad`` as well as ``@tl.no_grad()``, as PyTorch allows."""
+
+    @tl.no_grad
+    def double(t: tl.Tensor) -> tl.Tensor:
+        """Doubles."""
+        return t * 2
+
+    @tl.enable_grad
+    def square(t: tl.Tensor) -> tl.Tensor:
+        return t * t
+
+    x = leaf([1.0, 2.0], device)
+    assert not double(x).requires_grad and double.__doc__ == "Doubles."
+    with tl.no_grad():
+        assert square(x).requires_grad
+    assert tl.is_grad_enabled()
+
+
+def test_inference_mode_context_manager(device: str) -> None:
+    x = leaf([1.0, 2.0], device)
+    assert not tl.is_inference_mode_enabled()
+    with tl.inference_mode():
+        assert not tl.is_grad_enabled() and tl.is_inference_mode_enabled()
+        y = x * 2
+        with tl.inference_mode(False):  # off again inside: the graph is recorded
+            assert tl.is_grad_enabled() and not tl.is_inference_mode_enabled()
+            z = x * 2
+        with tl.no_grad():
+            assert tl.is_inference_mode_enabled()
+    assert tl.is_grad_enabled() and not tl.is_inference_mode_enabled()
+    assert not y.requires_grad and z.requires_grad
+
+
+@pytest.mark.parametrize("form", ["bare", "called"])
+def test_inference_mode_decorator(device: str, form: str) -> None:
+    def evaluate(t: tl.Tensor) -> tuple[tl.Tensor, bool]:
+        """Evaluates."""
+        return t * 2, tl.is_inference_mode_enabled()
+
+    decorated = tl.inference_mode(evaluate) if form == "bare" else tl.inference_mode()(evaluate)
+    out, inside = decorated(leaf([1.0], device))
+    assert inside and not out.requires_grad and decorated.__doc__ == "Evaluates."
+    assert tl.is_grad_enabled() and not tl.is_inference_mode_enabled()
+
+
+def test_inference_mode_restores_modes_after_an_exception() -> None:
+    with pytest.raises(KeyError), tl.inference_mode():
+        raise KeyError("inside inference_mode")
+    assert tl.is_grad_enabled() and not tl.is_inference_mode_enabled()
+    with pytest.raises(TypeError, match="inference_mode: mode must be a bool, got str"):
+        tl.inference_mode("yes")
+
+
+@pytest.mark.parity
+def test_grad_modes_nest_as_in_pytorch() -> None:
+    """The same nesting of modes gives the same (grad, inference) states in both libraries."""
+    def states(lib) -> list[tuple[bool, bool]]:
+        seen = []
+        with lib.inference_mode():
+            seen.append((lib.is_grad_enabled(), lib.is_inference_mode_enabled()))
+            with lib.no_grad():
+                seen.append((lib.is_grad_enabled(), lib.is_inference_mode_enabled()))
+            with lib.inference_mode(False):
+                seen.append((lib.is_grad_enabled(), lib.is_inference_mode_enabled()))
+        with lib.no_grad(), lib.inference_mode(False):
+            seen.append((lib.is_grad_enabled(), lib.is_inference_mode_enabled()))
+        return seen
+
+    assert states(tl) == states(torch)
 
 
 # -- detach --------------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ from tensorlite.ops.reduction import (
     sum,
     var,
 )
+from tensorlite.ops.sampling import multinomial
 from tensorlite.ops.shape import (
     cat,
     chunk,
@@ -68,6 +69,7 @@ from tensorlite.ops.shape import (
     flatten,
     permute,
     reshape,
+    roll,
     split,
     squeeze,
     stack,
@@ -76,6 +78,7 @@ from tensorlite.ops.shape import (
     unsqueeze,
     view,
 )
+from tensorlite.ops.sorting import topk
 
 # Ops that are also ``Tensor`` methods (``x.exp()``), as in PyTorch.
 TENSOR_METHODS = (
@@ -86,16 +89,17 @@ TENSOR_METHODS = (
     "matmul",
     "sum", "mean", "var", "std", "max", "min", "argmax", "argmin", "logsumexp", "softmax", "log_softmax",
     "reshape", "view", "flatten", "permute", "transpose", "t", "expand", "expand_as", "squeeze", "unsqueeze",
-    "split", "chunk",
+    "split", "chunk", "roll",
+    "topk", "multinomial",
 )
 
 __all__ = [
     "ValuesIndices", "TENSOR_METHODS",
     "abs", "add", "allclose", "argmax", "argmin", "astype", "cat", "chunk", "clamp", "clip", "clone", "concat",
     "concatenate", "cos", "div", "eq", "equal", "exp", "expand", "expand_as", "flatten", "gather", "ge", "gelu",
-    "getitem", "gt", "isfinite", "le", "leaky_relu", "log", "log_softmax", "logical_and", "logical_not",
-    "logical_or", "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mul",
-    "ne", "neg", "one_hot", "permute", "pow", "relu", "reshape", "setitem_", "sigmoid", "sin", "softmax",
-    "softplus", "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "t", "tanh", "to_device", "transpose",
-    "tril", "triu", "unsqueeze", "var", "view", "where",
+    "getitem", "gt", "isfinite", "le", "leaky_relu", "log", "log_softmax", "logical_and", "logical_not", "logical_or",
+    "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "multinomial",
+    "ne", "neg", "one_hot", "permute", "pow", "relu", "reshape", "roll", "setitem_", "sigmoid", "sin", "softmax",
+    "softplus", "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "t", "tanh", "to_device", "topk",
+    "transpose", "tril", "triu", "unsqueeze", "var", "view", "where",
 ]

@@ -1,5 +1,5 @@
 """Shape ops: reshape/view, flatten, permute/transpose, expand, squeeze/unsqueeze, cat, stack,
-split, chunk. Gradients just undo the rearrangement.
+split, chunk, roll. Gradients just undo the rearrangement.
 """
 
 from __future__ import annotations
@@ -52,6 +52,18 @@ class Expand(Function):
 
     def backward(self, g):
         return (unbroadcast(g, self.in_shape), None)
+
+
+class Roll(Function):
+    """Shift entries along ``axes`` by ``shifts`` (``axes=None``: over the flattened tensor), wrapping around."""
+
+    def forward(self, x, shifts, axes):
+        self.shifts, self.axes = shifts, axes
+        return self.xp.roll(x, shifts, axis=axes)
+
+    def backward(self, g):
+        back = -self.shifts if self.axes is None else tuple(-s for s in self.shifts)
+        return (self.xp.roll(g, back, axis=self.axes), None, None)
 
 
 class Cat(Function):
@@ -212,3 +224,26 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         raise ValueError(f"chunk: number of chunks must be positive, got {chunks}")
     n = input.shape[check_dim("chunk", dim, input.ndim)]
     return split(input, max(math.ceil(n / chunks), 1), dim)
+
+
+def _ints(op: str, name: str, value: object) -> list[int]:
+    """An int or a sequence of ints as a list, or a TypeError naming the argument."""
+    items = [value] if isinstance(value, int) else list(value) if isinstance(value, (tuple, list)) else None
+    if not items or not all(isinstance(i, int) and not isinstance(i, bool) for i in items):
+        raise TypeError(f"{op}: {name} must be an int or a sequence of ints, got {value!r}")
+    return items
+
+
+def roll(input: Tensor, shifts: int | Sequence[int], dims: int | Sequence[int] | None = None) -> Tensor:
+    """Shift entries by ``shifts`` along ``dims`` (one shift per dim), wrapping around the end;
+    without ``dims``, along the flattened tensor, shape kept."""
+    shift_list = _ints("roll", "shifts", shifts)
+    if dims is None:
+        if len(shift_list) != 1:
+            raise ValueError(f"roll: without dims, shifts must be one int (the flattened tensor), got {shifts!r}")
+        return Roll.apply(input, shift_list[0], None)
+    dim_list = _ints("roll", "dims", dims)
+    if len(dim_list) != len(shift_list):
+        raise ValueError(f"roll: shifts and dims must have the same length, got shifts={shifts!r} and dims={dims!r}")
+    axes = tuple(check_dim("roll", d, input.ndim) for d in dim_list)
+    return Roll.apply(input, tuple(shift_list), axes)
