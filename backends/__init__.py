@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 from typing import Any
 
 import numpy
@@ -110,6 +111,10 @@ class _Cuda:
 
 
 cuda: Any = _Cuda()
+# torch.backends' other switches, which scripts written for PyTorch set: accepted, and they change nothing
+# (there is no cuDNN or MPS backend).
+cudnn = SimpleNamespace(allow_tf32=True, benchmark=False, deterministic=False, enabled=True)
+mps = SimpleNamespace(is_available=lambda: False, is_built=lambda: False)
 
 
 def set_fused_kernels(enabled: bool) -> None:
@@ -117,4 +122,6 @@ def set_fused_kernels(enabled: bool) -> None:
     ``backends/fused.py``)."""
     cuda.fused_kernels = bool(enabled)
 
-__all__ = ["Array", "Backend", "DEVICE_TYPES", "cuda", "get_backend", "manual_seed", "set_fused_kernels"]
+
+__all__ = ["Array", "Backend", "DEVICE_TYPES", "cuda", "cudnn", "get_backend", "manual_seed", "mps",
+           "set_fused_kernels"]

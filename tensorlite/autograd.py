@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
+from tensorlite import scope
+
 if TYPE_CHECKING:
     from tensorlite.tensor import Tensor
 
@@ -107,6 +109,27 @@ class enable_grad(_GradMode):
     enabled = True
 
 
+class set_grad_enabled(_GradMode):
+    """Turn gradient recording on or off (``mode``): at once when called, back to the previous setting at
+    the end of a ``with`` block, and only inside the function when used as a decorator, as in PyTorch."""
+
+    def __init__(self, mode: bool) -> None:
+        global _grad_enabled
+        self.enabled = bool(mode)
+        self._at_call = _grad_enabled, _inference_mode  # restored by __exit__, or at once by a decorator
+        _grad_enabled = self.enabled
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous = self.__dict__.pop("_at_call", None) or (_grad_enabled, _inference_mode)
+        _grad_enabled = self.enabled
+
+    def __call__(self, func: Callable) -> Callable:
+        global _grad_enabled, _inference_mode
+        _grad_enabled, _inference_mode = self.__dict__.pop("_at_call")
+        return super().__call__(func)
+
+
 class inference_mode(_GradMode):
     """``no_grad`` for inference, under PyTorch's name: a context manager or a decorator (with or
     without parentheses). ``inference_mode(False)`` turns it off again inside, and records the graph.
@@ -119,6 +142,11 @@ class inference_mode(_GradMode):
         if not isinstance(mode, bool):
             raise TypeError(f"inference_mode: mode must be a bool, got {type(mode).__name__}")
         self.enabled, self.inference = not mode, mode
+
+
+Variable = scope.out_of_scope(
+    "torch.autograd.Variable", "PyTorch folded it into tensors in version 0.4 (2018): use the tensor itself, "
+    "with x.requires_grad_() where a gradient is wanted")
 
 
 def _set_anomaly(mode: bool, check_nan: bool) -> tuple[bool, bool]:

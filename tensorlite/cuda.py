@@ -16,13 +16,17 @@ says so rather than return a wrong figure. The reserved peak needs no hook: the 
 ``empty_cache`` calls.
 
 Without CuPy or a GPU, ``is_available()`` is False, ``device_count()`` 0, and the other functions raise a
-RuntimeError saying why.
+RuntimeError saying why; the seeding functions then do nothing, as PyTorch's. There is no
+bfloat16 (``is_bf16_supported`` is False), ``set_device`` says to name the device instead, and ``tl.cuda.amp``
+is ``tl.amp``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from tensorlite import amp, scope
+from tensorlite.backends import get_backend
 from tensorlite.backends.cupy_backend import cuda_status, import_cupy
 
 _peak_allocated: dict[int, int] = {}  # per device, while a tracking hook is installed
@@ -174,3 +178,30 @@ def memory_summary_line(device: Any = None) -> str:
     return (f"used {stats['allocated_bytes.all.current'] / mib:.1f} MiB, held "
             f"{stats['reserved_bytes.all.current'] / mib:.1f} MiB, peak "
             + (f"{peak / mib:.1f} MiB" if peak is not None else "untracked (tl.cuda.reset_peak_memory_stats)"))
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the random stream of CUDA device 0 (nothing to seed without CUDA, as in PyTorch)."""
+    if is_available():
+        get_backend("cuda", 0).manual_seed(int(seed))
+
+
+def manual_seed_all(seed: int) -> None:
+    """Seed the random streams of every CUDA device (nothing without CUDA)."""
+    for index in range(device_count()):
+        get_backend("cuda", index).manual_seed(int(seed))
+
+
+def is_bf16_supported(including_emulation: bool = True) -> bool:
+    """False: tensorlite has no bfloat16 dtype (NumPy and CuPy have none)."""
+    return False
+
+
+set_device = scope.out_of_scope(
+    "torch.cuda.set_device", "name the device where tensors and modules go (device='cuda:1', "
+    "model.to('cuda:1')) or make it the default with tl.set_default_device('cuda:1')")
+
+__all__ = ["amp", "current_device", "device_count", "empty_cache", "get_device_name", "is_available",
+           "is_bf16_supported", "manual_seed", "manual_seed_all", "max_memory_allocated", "max_memory_reserved",
+           "memory_allocated", "memory_reserved", "memory_stats", "reset_peak_memory_stats", "set_device",
+           "synchronize"]

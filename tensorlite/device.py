@@ -36,6 +36,11 @@ class Device:
     def __hash__(self) -> int:
         return hash((self.type, self.index))
 
+    def __reduce__(self) -> tuple:
+        """Copies (``copy.deepcopy`` of a model) and pickles resolve to the one object per device: ops compare
+        devices with ``is``."""
+        return device, (str(self),)
+
 
 _devices: dict[str, Device] = {}
 _default: Device | None = None

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy
 
+from tensorlite import scope
+
 float16 = half = numpy.dtype("float16")
 float32 = float = numpy.dtype("float32")
 float64 = double = numpy.dtype("float64")
@@ -15,6 +17,22 @@ uint8 = numpy.dtype("uint8")
 bool_ = numpy.dtype("bool")
 
 DType = numpy.dtype
+
+
+class _Missing:
+    """A PyTorch dtype that tensorlite lacks: it can be named (scripts build dtype tables up front), and
+    using it raises ``TypeError`` with ``reason``."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self.reason = name, reason
+        scope.mark(self, "error", reason)
+
+    def __repr__(self) -> str:
+        return f"tensorlite.{self.name} (unsupported)"
+
+
+bfloat16 = _Missing("bfloat16", "NumPy has no bfloat16, so tensorlite has none: use float32, or float16 "
+                               "to halve memory")
 SUPPORTED = (float16, float32, float64, int32, int64, uint8, bool_)
 _NAMES = {"bool": bool_, "float": float32, "double": float64, "half": float16, "long": int64, "int": int32}
 
@@ -23,6 +41,8 @@ default_float = float32
 
 def as_dtype(dtype: Any) -> numpy.dtype:
     """Normalise ``tl.float32``, ``"float32"``, ``numpy.float32`` ... to a supported dtype."""
+    if isinstance(dtype, _Missing):
+        raise TypeError(f"dtype: tensorlite.{dtype.name} is not supported: {dtype.reason}")
     if dtype is bool or dtype == "bool":
         return bool_
     try:

@@ -36,6 +36,7 @@ from safetensors import SafetensorError
 
 from tensorlite import __version__
 from tensorlite.creation import tensor
+from tensorlite.device import Device
 from tensorlite.device import device as as_device
 from tensorlite.safetensors_reader import (
     DTYPES,
@@ -227,9 +228,21 @@ def _trees(path: PathLike, header: Header) -> _Trees | None:
     return _Trees(*trees, checksummed)
 
 
-def load(path: PathLike, device: Any = None) -> dict[str, Any]:
+def load(path: PathLike, device: Any = None, *, map_location: Any = None, weights_only: bool | None = None
+         ) -> dict[str, Any]:
     """Read a checkpoint written by ``save`` (of any release; checksums, which files since 0.1.0 carry, are
-    verified) or any safetensors file; tensors go to ``device`` (default cpu)."""
+    verified) or any safetensors file; tensors go to ``device`` (default cpu).
+
+    ``map_location`` is PyTorch's name for ``device`` (a device or its name; PyTorch's dict and function
+    forms are not supported). ``weights_only`` is accepted and changes nothing: a tensorlite file holds
+    tensors and JSON, so loading is always weights-only and never unpickles."""
+    if map_location is not None:
+        if device is not None:
+            raise TypeError("load: give device or map_location (PyTorch's name for it), not both")
+        if not isinstance(map_location, (str, Device)):
+            raise TypeError(f"load: map_location must be a device or its name such as 'cpu', got "
+                            f"{type(map_location).__name__} (PyTorch's dict and function forms are not supported)")
+        device = map_location
     header, data = read_safetensors(path, whole_file=True)
     trees = _trees(path, header)
     if trees is not None and trees.checksummed:

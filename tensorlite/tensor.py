@@ -175,16 +175,22 @@ class Tensor:
     def __dlpack_device__(self) -> tuple[int, int]:
         return self._data.__dlpack_device__()
 
-    def to(self, device: Any = None, dtype: Any = None) -> Tensor:
-        """Move to ``device`` and/or cast to ``dtype`` (differentiable; no-op if nothing changes)."""
+    def to(self, device: Any = None, dtype: Any = None, non_blocking: bool = False, copy: bool = False) -> Tensor:
+        """Move to ``device`` and/or cast to ``dtype`` (differentiable; the tensor itself if nothing changes,
+        unless ``copy``). As in PyTorch, ``x.to(tl.float64)`` casts and ``x.to(other)`` takes ``other``'s
+        device and dtype. ``non_blocking`` is accepted; copies are synchronous."""
         from tensorlite import ops
 
+        if isinstance(device, Tensor):
+            device, dtype = device.device, device.dtype if dtype is None else dtype
+        elif device is not None and not isinstance(device, (str, Device)):
+            device, dtype = None, device  # x.to(dtype)
         out = self
         if device is not None and as_device(device) is not self._device:
             out = ops.to_device(out, as_device(device))
         if dtype is not None:
             out = out.astype(dtype)
-        return out
+        return out.clone() if copy and out is self else out
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -226,6 +232,58 @@ class Tensor:
 
     def contiguous(self) -> Tensor:
         return self
+
+    def pin_memory(self) -> Tensor:
+        """The tensor itself: tensorlite has no pinned host memory (copies to a GPU are synchronous)."""
+        return self
+
+    def view_as(self, other: Tensor) -> Tensor:
+        """``self.view(other.shape)``."""
+        return self.view(other.shape)
+
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+        """``length`` entries of dimension ``dim`` from ``start``: a slice (differentiable)."""
+        from tensorlite.errors import check_dim
+
+        axis = check_dim("narrow", dim, self.ndim)
+        size = self.shape[axis]
+        first = start + size if start < 0 else start
+        if not (0 <= first <= size and 0 <= length <= size - first):
+            raise IndexError(f"narrow: start {start} and length {length} do not fit dimension {dim} of size {size}")
+        return self[(slice(None),) * axis + (slice(first, first + length),)]
+
+    def new_zeros(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        """Zeros of ``size``, with this tensor's dtype and device unless given."""
+        return self._new("zeros", size, dtype, device, requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        """Ones of ``size``, with this tensor's dtype and device unless given."""
+        return self._new("ones", size, dtype, device, requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        """An uninitialised tensor of ``size``, with this tensor's dtype and device unless given."""
+        return self._new("empty", size, dtype, device, requires_grad)
+
+    def new_full(self, size: Sequence[int], fill_value: float, *, dtype: Any = None, device: Any = None,
+                 requires_grad: bool = False) -> Tensor:
+        """``fill_value`` everywhere in ``size``, with this tensor's dtype and device unless given."""
+        from tensorlite.creation import full
+
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self._device,
+                    requires_grad=requires_grad)
+
+    def new_tensor(self, data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        """A new tensor holding ``data``, with this tensor's dtype and device unless given."""
+        from tensorlite.creation import tensor
+
+        return tensor(data, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)
+
+    def _new(self, maker: str, size: tuple, dtype: Any, device: Any, requires_grad: bool) -> Tensor:
+        """``tl.<maker>(*size)`` with this tensor's dtype and device unless given (the ``new_*`` methods)."""
+        from tensorlite import creation
+
+        return getattr(creation, maker)(*size, dtype=dtype or self.dtype, device=device or self._device,
+                                        requires_grad=requires_grad)
 
     # -- autograd --------------------------------------------------------------------------------
     def backward(self, gradient: Tensor | Any = None, retain_graph: bool = False) -> None:
@@ -310,6 +368,20 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
+        """Overwrite with samples from N(mean, std^2), from the device's seeded stream."""
+        return self._inplace("normal_", None, mean + std * self._samples("normal_", "normal"))
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
+        """Overwrite with samples from U[a, b) (PyTorch names the bounds ``from`` and ``to``)."""
+        return self._inplace("uniform_", None, a + (b - a) * self._samples("uniform_", "uniform"))
+
+    def _samples(self, op: str, sampler: str) -> Any:
+        """Standard ``sampler`` ("normal" or "uniform") samples shaped and typed like this floating tensor."""
+        if not dtypes.is_floating(self.dtype):
+            raise TypeError(f"{op}: expected a floating-point tensor, got {self.dtype}")
+        return getattr(self._device.backend, sampler)(self.shape, self.dtype)
 
     __iadd__ = add_
     __isub__ = sub_

@@ -82,6 +82,8 @@ CONFIGS = [
     ("Adagrad", {"lr": 0.1}),
     ("Adagrad", {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.1, "initial_accumulator_value": 0.1}),
     ("Adagrad", {"lr": 0.1, "eps": 1e-6, "maximize": True}),
+    ("Adadelta", {"lr": 1.0}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.1, "maximize": True}),
 ]
 
 
@@ -107,6 +109,7 @@ STATEFUL = [
     ("AdamW", {"lr": 0.05}),
     ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True}),
     ("Adagrad", {"lr": 0.1, "initial_accumulator_value": 0.1}),
+    ("Adadelta", {"lr": 0.5}),
 ]
 
 
@@ -271,6 +274,8 @@ def test_repr_lists_the_groups() -> None:
     (lambda p: tl.optim.RMSprop(p, lr=float("nan")), "RMSprop: invalid lr nan"),
     (lambda p: tl.optim.Adagrad(p, lr_decay=-1), "Adagrad: invalid lr_decay -1"),
     (lambda p: tl.optim.Adagrad(p, initial_accumulator_value=-1), "Adagrad: invalid initial_accumulator_value"),
+    (lambda p: tl.optim.Adadelta(p, rho=1.5), r"Adadelta: invalid rho 1.5, expected a value in \[0, 1\]"),
+    (lambda p: tl.optim.Adadelta(p, eps=-1.0), "Adadelta: invalid eps -1.0"),
 ])
 def test_invalid_hyperparameters_raise(make, match: str) -> None:
     with pytest.raises(ValueError, match=match):

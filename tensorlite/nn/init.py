@@ -11,7 +11,6 @@ import math
 import warnings
 from typing import Any
 
-from tensorlite import dtypes
 from tensorlite.autograd import no_grad
 from tensorlite.tensor import Tensor
 
@@ -59,13 +58,6 @@ def _fan(op: str, tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def _random(op: str, tensor: Tensor, sampler: str) -> Any:
-    """U[0, 1) (``sampler="uniform"``) or N(0, 1) (``"normal"``) samples shaped and typed like ``tensor``."""
-    if not dtypes.is_floating(tensor.dtype):
-        raise TypeError(f"{op}: expected a floating-point tensor, got {tensor.dtype}")
-    return getattr(tensor._device.backend, sampler)(tensor.shape, tensor.dtype)
-
-
 def _overwrite(tensor: Tensor, values: Any) -> Tensor:
     """Write ``values`` (an array or a number) into ``tensor`` outside the graph."""
     with no_grad():
@@ -74,12 +66,14 @@ def _overwrite(tensor: Tensor, values: Any) -> Tensor:
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """Fill with samples from U[a, b)."""
-    return _overwrite(tensor, a + (b - a) * _random("uniform_", tensor, "uniform"))
+    with no_grad():
+        return tensor.uniform_(a, b)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill with samples from N(mean, std^2)."""
-    return _overwrite(tensor, mean + std * _random("normal_", tensor, "normal"))
+    with no_grad():
+        return tensor.normal_(mean, std)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:

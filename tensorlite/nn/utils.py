@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 
 from tensorlite.creation import tensor
@@ -40,3 +41,10 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         for g in grads:
             g._data *= scale
     return total
+
+
+def clip_grad_norm(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float = 2.0,
+                   error_if_nonfinite: bool = False) -> Tensor:
+    """PyTorch's deprecated spelling of ``clip_grad_norm_`` (same behaviour, with a FutureWarning)."""
+    warnings.warn("clip_grad_norm is deprecated (as in PyTorch): use clip_grad_norm_", FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite)

@@ -42,7 +42,7 @@ from tensorlite.ops.elementwise import (
     to_device,
     where,
 )
-from tensorlite.ops.indexing import gather, getitem, masked_fill, one_hot, setitem_, tril, triu
+from tensorlite.ops.indexing import diag, gather, getitem, masked_fill, one_hot, setitem_, tril, triu
 from tensorlite.ops.linalg import matmul
 from tensorlite.ops.reduction import (
     ValuesIndices,
@@ -85,7 +85,7 @@ TENSOR_METHODS = (
     "abs", "add", "clamp", "clip", "cos", "div", "exp", "log", "maximum", "minimum", "mul", "neg", "pow", "relu",
     "sigmoid", "sin", "softplus", "sqrt", "sub", "tanh",
     "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or", "isfinite", "equal", "allclose",
-    "gather", "masked_fill", "tril", "triu",
+    "gather", "masked_fill", "tril", "triu", "diag",
     "matmul",
     "sum", "mean", "var", "std", "max", "min", "argmax", "argmin", "logsumexp", "softmax", "log_softmax",
     "reshape", "view", "flatten", "permute", "transpose", "t", "expand", "expand_as", "squeeze", "unsqueeze",
@@ -96,7 +96,7 @@ TENSOR_METHODS = (
 __all__ = [
     "ValuesIndices", "TENSOR_METHODS",
     "abs", "add", "allclose", "argmax", "argmin", "astype", "cat", "chunk", "clamp", "clip", "clone", "concat",
-    "concatenate", "cos", "div", "eq", "equal", "exp", "expand", "expand_as", "flatten", "gather", "ge", "gelu",
+    "concatenate", "cos", "diag", "div", "eq", "equal", "exp", "expand", "expand_as", "flatten", "gather", "ge", "gelu",
     "getitem", "gt", "isfinite", "le", "leaky_relu", "log", "log_softmax", "logical_and", "logical_not", "logical_or",
     "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "multinomial",
     "ne", "neg", "one_hot", "permute", "pow", "relu", "reshape", "roll", "setitem_", "sigmoid", "sin", "softmax",

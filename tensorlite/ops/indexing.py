@@ -97,6 +97,23 @@ class Tril(Function):
         return ((self.xp.triu if self.upper else self.xp.tril)(g, self.diagonal), None, None)
 
 
+class Diag(Function):
+    """A vector onto diagonal ``k`` of a square matrix, or diagonal ``k`` of a matrix out as a vector."""
+
+    def forward(self, x, k):
+        self.shape, self.k = x.shape, k
+        return self.xp.diag(x, k).copy()
+
+    def backward(self, g):
+        xp, k = self.xp, self.k
+        if len(self.shape) == 1:
+            return (xp.diagonal(g, k).copy(), None)
+        steps = xp.arange(g.shape[0])
+        grad = xp.zeros(self.shape, dtype=g.dtype)
+        grad[steps + max(-k, 0), steps + max(k, 0)] = g
+        return (grad, None)
+
+
 # -- the public functions --------------------------------------------------------------------------
 def getitem(input: Tensor, key: Any) -> Tensor:
     key, basic = _device_key(key, input._device)
@@ -148,6 +165,16 @@ def tril(input: Tensor, diagonal: int = 0) -> Tensor:
 def triu(input: Tensor, diagonal: int = 0) -> Tensor:
     """Keep the upper triangle (on and above ``diagonal``) of the last two dimensions."""
     return Tril.apply(input, diagonal, True)
+
+
+def diag(input: Tensor, diagonal: int = 0) -> Tensor:
+    """A vector (n,) becomes the square matrix with it on diagonal ``diagonal`` (0: the main one, > 0
+    above, < 0 below); a matrix gives that diagonal as a vector, as ``torch.diag``."""
+    if input.ndim not in (1, 2):
+        raise ValueError(f"diag: expected a vector or a matrix, got shape {input.shape}")
+    if isinstance(diagonal, bool) or not isinstance(diagonal, int):
+        raise TypeError(f"diag: diagonal must be an int, got {type(diagonal).__name__}")
+    return Diag.apply(input, diagonal)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

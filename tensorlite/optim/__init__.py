@@ -5,6 +5,7 @@ the hidden matrices and AdamW for the rest, say.
 """
 
 from tensorlite.optim import lr_scheduler
+from tensorlite.optim.adadelta import Adadelta
 from tensorlite.optim.adagrad import Adagrad
 from tensorlite.optim.adam import Adam, AdamW
 from tensorlite.optim.combined import CombinedOptimizer
@@ -13,4 +14,5 @@ from tensorlite.optim.optimizer import Optimizer
 from tensorlite.optim.rmsprop import RMSprop
 from tensorlite.optim.sgd import SGD
 
-__all__ = ["Adagrad", "Adam", "AdamW", "CombinedOptimizer", "Muon", "Optimizer", "RMSprop", "SGD", "lr_scheduler"]
+__all__ = ["Adadelta", "Adagrad", "Adam", "AdamW", "CombinedOptimizer", "Muon", "Optimizer", "RMSprop", "SGD",
+           "lr_scheduler"]
