@@ -196,7 +196,7 @@ def page(survey: dict, current: str) -> tuple[str, dict[str, int]]:
         raise SystemExit(f"{PAGE.relative_to(ROOT)} lacks the markers {BEGIN} and {END} around the coverage table")
     rows, counts = table(survey)
     sources = [f"- `{s['id']}`: {s['repo']} `{s['path']}`" + (f" at `{s['commit'][:10]}`" if s["commit"] else "")
-               + (f" ({s['note']})" if s["note"] else "") for s in survey["sources"]]
+               + (f"; {s['note']}" if s["note"] else "") for s in survey["sources"]]
     block = "\n".join([BEGIN, "", summary(counts), "", *rows, "", "Sources surveyed:", "", *sources, "", END])
     head, _, rest = current.partition(BEGIN)
     return head + block + rest.partition(END)[2], counts
