@@ -91,7 +91,7 @@ NOTES = {
     "torch.Tensor.add_": "add_(other, alpha=...); not the form add_(scalar, tensor), which PyTorch deprecated",
     "torch.load(map_location=)": "a device or its name ('cpu', 'cuda:0'); not PyTorch's dict or function forms",
     "torch.load(weights_only=)": "accepted; loading is always weights-only",
-    "torch.backends.cuda.matmul.allow_tf32": "accepted; no effect (CuPy's own settings apply)",
+    "torch.backends.cuda.matmul.allow_tf32": "CuPy's TF32 compute type for float32 products on CUDA (off by default)",
     "torch.backends.cudnn.allow_tf32": "accepted; no effect (there is no cuDNN backend)",
     "torch.cuda.is_bf16_supported": "always False: tensorlite has no bfloat16",
     "torch.nn.utils.clip_grad_norm": "PyTorch's deprecated spelling of clip_grad_norm_; warns, as PyTorch does",
