@@ -316,7 +316,7 @@ class NumpyBackend(Backend):
         """One compiled pass when ``g`` and ``out`` are float32 and laid out alike (as a ReLU between a convolution
         and a pooling has them); else the reference math, which is also quicker to call on small arrays."""
         if out.size < 4096:
-            return super().relu_backward(g, out)
+            return g * (out > 0)  # the reference math, inline: this is most of a small ReLU's cost
         kernels = _float32_kernel(out)
         flat_g, flat_out = _flat(g), _flat(out)
         if kernels is None or flat_g is None or flat_out is None or g.strides != out.strides or g.dtype != out.dtype:
