@@ -43,6 +43,7 @@ _hooked_leaves = 0  # hooks registered on leaves: while there are none, backward
 
 
 def is_grad_enabled() -> bool:
+    """Whether ops record the graph now (False inside ``no_grad``)."""
     return _grad_enabled
 
 

@@ -111,14 +111,17 @@ def _filled(op: str, size: tuple, value: float, dtype: Any, device: Any, require
 
 
 def zeros(*size: int | Sequence[int], dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``size`` (ints or one sequence) filled with 0."""
     return _filled("zeros", size, 0, dtype, device, requires_grad)
 
 
 def ones(*size: int | Sequence[int], dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``size`` (ints or one sequence) filled with 1."""
     return _filled("ones", size, 1, dtype, device, requires_grad)
 
 
 def empty(*size: int | Sequence[int], dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``size`` whose values are not initialised (faster than ``zeros``; overwrite them all)."""
     target = as_device(device)
     with target.backend.scope:
         data = target.backend.xp.empty(_shape("empty", size), dtype=_float_dtype(dtype))
@@ -127,6 +130,7 @@ def empty(*size: int | Sequence[int], dtype: Any = None, device: Any = None, req
 
 def full(size: Sequence[int], fill_value: float, *, dtype: Any = None, device: Any = None,
          requires_grad: bool = False) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value``."""
     if dtype is None and isinstance(fill_value, bool):
         dtype = dtypes.bool_
     elif dtype is None and isinstance(fill_value, int):
@@ -135,6 +139,7 @@ def full(size: Sequence[int], fill_value: float, *, dtype: Any = None, device: A
 
 
 def eye(n: int, m: int | None = None, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """The ``(n, m)`` identity matrix (``m = n`` by default): ones on the diagonal."""
     target = as_device(device)
     with target.backend.scope:
         data = target.backend.xp.eye(n, m, dtype=_float_dtype(dtype))
@@ -159,6 +164,7 @@ def arange(start: float, end: float | None = None, step: float = 1, *, dtype: An
 
 def linspace(start: float, end: float, steps: int, *, dtype: Any = None, device: Any = None,
              requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end``, both included."""
     target = as_device(device)
     with target.backend.scope:
         data = target.backend.xp.linspace(start, end, steps, dtype=_float_dtype(dtype))
@@ -197,6 +203,7 @@ def randint(low: int, high: int | None = None, size: Sequence[int] = (), *, dtyp
 
 
 def randperm(n: int, *, device: Any = None) -> Tensor:
+    """A random permutation of ``0 .. n-1``, int64 (shuffling indices)."""
     target = as_device(device)
     return _finish(target.backend.permutation(n), target, False)
 
@@ -207,26 +214,32 @@ def _like(maker: Any, input: Tensor, dtype: Any, device: Any, requires_grad: boo
 
 
 def zeros_like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Zeros with the shape of ``input`` (and its dtype and device unless given)."""
     return _like(zeros, input, dtype, device, requires_grad)
 
 
 def ones_like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Ones with the shape of ``input`` (and its dtype and device unless given)."""
     return _like(ones, input, dtype, device, requires_grad)
 
 
 def empty_like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uninitialised values with the shape of ``input`` (and its dtype and device unless given)."""
     return _like(empty, input, dtype, device, requires_grad)
 
 
 def rand_like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """``rand`` with the shape of ``input`` (and its dtype and device unless given)."""
     return _like(rand, input, dtype, device, requires_grad)
 
 
 def randn_like(input: Tensor, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """``randn`` with the shape of ``input`` (and its dtype and device unless given)."""
     return _like(randn, input, dtype, device, requires_grad)
 
 
 def full_like(input: Tensor, fill_value: float, *, dtype: Any = None, device: Any = None,
               requires_grad: bool = False) -> Tensor:
+    """``fill_value`` with the shape of ``input`` (and its dtype and device unless given)."""
     return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device or input.device,
                 requires_grad=requires_grad)

@@ -60,6 +60,7 @@ def is_floating(dtype: numpy.dtype) -> bool:
 
 
 def get_default_dtype() -> numpy.dtype:
+    """The floating dtype that creation functions use (float32 unless changed)."""
     return default_float
 
 

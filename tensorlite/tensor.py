@@ -56,10 +56,12 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The size of each dimension, a tuple: ``(2, 3)`` is two rows of three; ``()`` for a scalar."""
         return self._data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions, ``len(shape)``."""
         return self._data.ndim
 
     def size(self, dim: int | None = None) -> tuple[int, ...] | int:
@@ -71,22 +73,27 @@ class Tensor:
         return self._data.size
 
     def dim(self) -> int:
+        """The number of dimensions (``torch.Tensor.dim``), as ``ndim``."""
         return self._data.ndim
 
     @property
     def dtype(self) -> numpy.dtype:
+        """The element type, a NumPy dtype (``tl.float32`` by default for floating values)."""
         return self._data.dtype
 
     @property
     def device(self) -> Device:
+        """Where the values live, and so which array library (NumPy, CuPy) computes with them."""
         return self._device
 
     @property
     def is_leaf(self) -> bool:
+        """True for a tensor no recorded op made (inputs, parameters): ``backward`` fills ``.grad`` of leaves."""
         return self._fn is None
 
     @property
     def requires_grad(self) -> bool:
+        """Whether ops on this tensor are recorded so that ``backward`` reaches it."""
         return self._requires_grad
 
     @requires_grad.setter
@@ -144,6 +151,7 @@ class Tensor:
         return backend.to_host(self._data)
 
     def tolist(self) -> Any:
+        """The values as (nested) Python lists of numbers, copied to the host."""
         return self.numpy().tolist()
 
     def item(self) -> int | float | bool:
@@ -193,9 +201,11 @@ class Tensor:
         return out.clone() if copy and out is self else out
 
     def cpu(self) -> Tensor:
+        """This tensor on the CPU (itself if already there); differentiable."""
         return self.to("cpu")
 
     def cuda(self, index: int = 0) -> Tensor:
+        """This tensor on the CUDA device ``index`` (needs CuPy and a GPU); differentiable."""
         return self.to(f"cuda:{index}")
 
     def astype(self, dtype: Any) -> Tensor:
@@ -208,29 +218,37 @@ class Tensor:
     type = astype
 
     def float(self) -> Tensor:
+        """A float32 copy (itself if already float32)."""
         return self.astype(dtypes.float32)
 
     def double(self) -> Tensor:
+        """A float64 copy (itself if already float64)."""
         return self.astype(dtypes.float64)
 
     def half(self) -> Tensor:
+        """A float16 copy: half the memory of float32, about three decimal digits."""
         return self.astype(dtypes.float16)
 
     def long(self) -> Tensor:
+        """An int64 copy (class labels, token ids)."""
         return self.astype(dtypes.int64)
 
     def int(self) -> Tensor:
+        """An int32 copy."""
         return self.astype(dtypes.int32)
 
     def bool(self) -> Tensor:
+        """A bool copy (nonzero is True)."""
         return self.astype(dtypes.bool_)
 
     def clone(self) -> Tensor:
+        """A copy with its own memory; gradients flow through it."""
         from tensorlite import ops
 
         return ops.clone(self)
 
     def contiguous(self) -> Tensor:
+        """Itself: backends lay out their own memory, so there is nothing to do (kept for PyTorch code)."""
         return self
 
     def pin_memory(self) -> Tensor:
@@ -346,15 +364,19 @@ class Tensor:
         return self
 
     def add_(self, other: Any, *, alpha: float = 1) -> Tensor:
+        """``self += alpha * other`` in place (under ``tl.no_grad()`` if it requires grad)."""
         return self._inplace("add_", "add", other if alpha == 1 else other * alpha)
 
     def sub_(self, other: Any, *, alpha: float = 1) -> Tensor:
+        """``self -= alpha * other`` in place (under ``tl.no_grad()`` if it requires grad)."""
         return self._inplace("sub_", "subtract", other if alpha == 1 else other * alpha)
 
     def mul_(self, other: Any) -> Tensor:
+        """``self *= other`` in place (under ``tl.no_grad()`` if it requires grad)."""
         return self._inplace("mul_", "multiply", other)
 
     def div_(self, other: Any) -> Tensor:
+        """``self /= other`` in place (under ``tl.no_grad()`` if it requires grad)."""
         return self._inplace("div_", "divide", other)
 
     def copy_(self, src: Tensor | Any) -> Tensor:
@@ -364,9 +386,11 @@ class Tensor:
         return self._inplace("copy_", None, src)
 
     def fill_(self, value: float) -> Tensor:
+        """Set every element to ``value`` in place."""
         return self._inplace("fill_", None, value)
 
     def zero_(self) -> Tensor:
+        """Set every element to 0 in place."""
         return self.fill_(0)
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
@@ -469,10 +493,12 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
+        """The dimensions reversed: the transpose of a matrix, ``(n, m) -> (m, n)``."""
         return ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
 
     @property
     def mT(self) -> Tensor:
+        """The last two dimensions swapped: a batch of matrices ``(..., n, m) -> (..., m, n)``, each transposed."""
         return ops.transpose(self, -2, -1)
 
 

@@ -48,6 +48,8 @@ class Sigmoid(Module):
 
 
 class Tanh(Module):
+    """Hyperbolic tangent, elementwise: any shape in, the same shape out, values in (-1, 1)."""
+
     def forward(self, input: Tensor) -> Tensor:
         return F.tanh(input)
 

@@ -14,7 +14,7 @@ from tensorlite.tensor import Tensor
 
 
 class Embedding(Module):
-    """Integer ids (*) -> vectors (*, embedding_dim); weight (num_embeddings, embedding_dim) starts N(0, 1).
+    """Integer ids ``(*)`` -> vectors ``(*, embedding_dim)``; weight (num_embeddings, embedding_dim) starts N(0, 1).
 
     The ``padding_idx`` row starts at zero and gets no gradient, so it stays fixed while training.
     """

@@ -41,7 +41,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 def fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight shaped (out, in, *kernel): in * kernel size and out * kernel size."""
+    """(fan_in, fan_out) of a weight shaped ``(out, in, *kernel)``: ``in * kernel size`` and ``out * kernel size``."""
     if tensor.ndim < 2:
         raise ValueError(f"fan_in_and_fan_out: needs a tensor with at least 2 dimensions, got shape {tensor.shape}")
     receptive_field = math.prod(tensor.shape[2:])
@@ -77,14 +77,17 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill ``tensor`` with ``val`` in place."""
     return _overwrite(tensor, val)
 
 
 def zeros_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with 0 in place (biases usually start so)."""
     return _overwrite(tensor, 0)
 
 
 def ones_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with 1 in place (LayerNorm weights start so)."""
     return _overwrite(tensor, 1)
 
 

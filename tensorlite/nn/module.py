@@ -78,6 +78,7 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` under ``name`` (as ``self.name = param`` does); None leaves an empty slot."""
         self._assign_or_empty(self._parameters, name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -90,6 +91,7 @@ class Module:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        """Register a child module under ``name`` (as ``self.name = module`` does)."""
         self._assign_or_empty(self._modules, name, module)
 
     def _assign_or_empty(self, registry: dict, name: str, value: Any) -> None:
@@ -104,6 +106,7 @@ class Module:
 
     # -- running -----------------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation; subclasses define it and callers write ``module(x)``."""
         raise NotImplementedError(f"{type(self).__name__} has no forward() method")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -111,6 +114,7 @@ class Module:
 
     # -- traversal ---------------------------------------------------------------------------------
     def named_modules(self, prefix: str = "", memo: set[int] | None = None) -> Iterator[tuple[str, Module]]:
+        """``(name, module)`` for this module and every descendant, each once, depth first."""
         memo = set() if memo is None else memo
         if id(self) in memo:
             return
@@ -121,15 +125,18 @@ class Module:
                 yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
 
     def modules(self) -> Iterator[Module]:
+        """This module and every descendant, each once."""
         for _, module in self.named_modules():
             yield module
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        """``(name, module)`` for the direct children."""
         for name, child in self._modules.items():
             if child is not None:
                 yield name, child
 
     def children(self) -> Iterator[Module]:
+        """The direct child modules."""
         for _, child in self.named_children():
             yield child
 
@@ -144,16 +151,20 @@ class Module:
                 yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
     def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """``(dotted name, parameter)`` pairs, the state-dict keys of the parameters."""
         yield from self._named_members("_parameters", prefix, recurse)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every parameter of this module and its descendants: what an optimizer takes."""
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
     def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """``(dotted name, buffer)`` pairs (BatchNorm's running statistics)."""
         yield from self._named_members("_buffers", prefix, recurse)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """Every buffer of this module and its descendants."""
         for _, buffer in self.named_buffers(recurse=recurse):
             yield buffer
 
@@ -170,19 +181,23 @@ class Module:
 
     # -- modes, devices, gradients -------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
+        """Training mode (``mode=True``) for this module and its descendants: dropout drops, BatchNorm updates."""
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
 
     def eval(self) -> Module:
+        """Evaluation mode: dropout passes through, BatchNorm uses its running statistics."""
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set ``requires_grad`` of every parameter (False freezes the module)."""
         for param in self.parameters():
             param.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients of every parameter (set them to None, or to zeros)."""
         for param in self.parameters():
             if set_to_none or param.grad is None:
                 param.grad = None
@@ -203,15 +218,19 @@ class Module:
         return self
 
     def cpu(self) -> Module:
+        """Move every parameter and buffer to the CPU, in place; returns the module."""
         return self.to("cpu")
 
     def cuda(self, index: int = 0) -> Module:
+        """Move every parameter and buffer to CUDA device ``index``, in place; returns the module."""
         return self.to(f"cuda:{index}")
 
     def float(self) -> Module:
+        """Convert floating parameters and buffers to float32, in place."""
         return self.to(dtype=dtypes.float32)
 
     def double(self) -> Module:
+        """Convert floating parameters and buffers to float64, in place (gradient checks)."""
         return self.to(dtype=dtypes.float64)
 
     # -- state -----------------------------------------------------------------------------------------

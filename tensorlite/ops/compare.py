@@ -26,42 +26,52 @@ def _apply(name: str, *args: Any) -> Tensor:
 
 
 def eq(input: Tensor, other: Tensor | Any) -> Tensor:
+    """``input == other`` elementwise, broadcast: a bool tensor (no gradient)."""
     return _apply("equal", input, other)
 
 
 def ne(input: Tensor, other: Tensor | Any) -> Tensor:
+    """``input != other`` elementwise, broadcast: a bool tensor."""
     return _apply("not_equal", input, other)
 
 
 def lt(input: Tensor, other: Tensor | Any) -> Tensor:
+    """``input < other`` elementwise, broadcast: a bool tensor."""
     return _apply("less", input, other)
 
 
 def le(input: Tensor, other: Tensor | Any) -> Tensor:
+    """``input <= other`` elementwise, broadcast: a bool tensor."""
     return _apply("less_equal", input, other)
 
 
 def gt(input: Tensor, other: Tensor | Any) -> Tensor:
+    """``input > other`` elementwise, broadcast: a bool tensor."""
     return _apply("greater", input, other)
 
 
 def ge(input: Tensor, other: Tensor | Any) -> Tensor:
+    """``input >= other`` elementwise, broadcast: a bool tensor."""
     return _apply("greater_equal", input, other)
 
 
 def logical_not(input: Tensor) -> Tensor:
+    """``~input`` for a bool tensor (nonzero counts as True)."""
     return _apply("logical_not", input)
 
 
 def logical_and(input: Tensor, other: Tensor | Any) -> Tensor:
+    """``input & other`` elementwise, broadcast (nonzero counts as True)."""
     return _apply("logical_and", input, other)
 
 
 def logical_or(input: Tensor, other: Tensor | Any) -> Tensor:
+    """``input | other`` elementwise, broadcast (nonzero counts as True)."""
     return _apply("logical_or", input, other)
 
 
 def isfinite(input: Tensor) -> Tensor:
+    """True where the element is neither infinite nor NaN."""
     return _apply("isfinite", input)
 
 
@@ -71,5 +81,6 @@ def equal(input: Tensor, other: Tensor) -> bool:
 
 
 def allclose(input: Tensor, other: Tensor, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    """True if ``|input - other| <= atol + rtol * |other|`` everywhere (shapes broadcast), as NumPy."""
     diff = (input - other).abs()._data
     return bool((diff <= atol + rtol * other.abs()._data).all())

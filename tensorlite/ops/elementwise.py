@@ -312,32 +312,39 @@ class Clone(Function):
 
 # -- the public functions --------------------------------------------------------------------------
 def add(input: Tensor | Any, other: Tensor | Any) -> Tensor:
+    """``input + other``, broadcast: the output has the broadcast shape of the two."""
     return Add.apply(input, other)
 
 
 def sub(input: Tensor | Any, other: Tensor | Any) -> Tensor:
+    """``input - other``, broadcast."""
     return Sub.apply(input, other)
 
 
 def mul(input: Tensor | Any, other: Tensor | Any) -> Tensor:
+    """``input * other``, broadcast."""
     return Mul.apply(input, other)
 
 
 def div(input: Tensor | Any, other: Tensor | Any) -> Tensor:
+    """``input / other``, broadcast (true division: integer inputs give a float result)."""
     return Div.apply(input, other)
 
 
 def pow(input: Tensor | Any, exponent: Tensor | Any) -> Tensor:
+    """``input ** exponent``, broadcast; either may be a tensor."""
     if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
         input, exponent = cast_inputs("pow", input, exponent)
     return Pow.apply(input, exponent)
 
 
 def maximum(input: Tensor, other: Tensor | Any) -> Tensor:
+    """The larger of ``input`` and ``other``, elementwise (ties send the gradient half to each)."""
     return Maximum.apply(input, other)
 
 
 def minimum(input: Tensor, other: Tensor | Any) -> Tensor:
+    """The smaller of ``input`` and ``other``, elementwise (ties send the gradient half to each)."""
     return Minimum.apply(input, other)
 
 
@@ -350,50 +357,61 @@ def where(condition: Tensor, input: Tensor | Any, other: Tensor | Any) -> Tensor
 
 
 def neg(input: Tensor) -> Tensor:
+    """``-input``."""
     return Neg.apply(input)
 
 
 def exp(input: Tensor) -> Tensor:
+    """e to the power of each element."""
     if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
         input, = cast_inputs("exp", input)
     return Exp.apply(input)
 
 
 def log(input: Tensor) -> Tensor:
+    """Natural logarithm of each element (``-inf`` at 0, NaN below)."""
     if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
         input, = cast_inputs("log", input)
     return Log.apply(input)
 
 
 def sqrt(input: Tensor) -> Tensor:
+    """Square root of each element."""
     return Sqrt.apply(input)
 
 
 def abs(input: Tensor) -> Tensor:
+    """Absolute value of each element (gradient 0 at 0)."""
     return Abs.apply(input)
 
 
 def sin(input: Tensor) -> Tensor:
+    """Sine of each element (radians)."""
     return Sin.apply(input)
 
 
 def cos(input: Tensor) -> Tensor:
+    """Cosine of each element (radians)."""
     return Cos.apply(input)
 
 
 def tanh(input: Tensor) -> Tensor:
+    """Hyperbolic tangent: squashes to (-1, 1), zero-centred; its gradient vanishes for large ``|x|``."""
     return Tanh.apply(input)
 
 
 def sigmoid(input: Tensor) -> Tensor:
+    """``1 / (1 + exp(-x))``: squashes to (0, 1), a probability; computed without overflow."""
     return Sigmoid.apply(input)
 
 
 def relu(input: Tensor) -> Tensor:
+    """``max(x, 0)``: the default hidden activation (gradient 1 where x > 0, else 0)."""
     return Relu.apply(input)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """``x`` where x > 0, else ``negative_slope * x``: a ReLU whose units cannot die."""
     return LeakyRelu.apply(input, negative_slope)
 
 
@@ -405,6 +423,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """``log(1 + exp(beta * x)) / beta``, a smooth ReLU (linear above ``threshold`` for stability)."""
     if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
         input, = cast_inputs("softplus", input)
     return Softplus.apply(input, beta, threshold)
@@ -421,6 +440,7 @@ clip = clamp
 
 
 def astype(input: Tensor, dtype: Any) -> Tensor:
+    """A copy converted to ``dtype``; the gradient is converted back to the input's dtype."""
     return AsType.apply(input, dtype)
 
 
@@ -437,4 +457,5 @@ def to_device(input: Tensor, device: Device) -> Tensor:
 
 
 def clone(input: Tensor) -> Tensor:
+    """A copy with its own memory; gradients flow through it unchanged."""
     return Clone.apply(input)

@@ -25,7 +25,7 @@ class Embedding(Function):
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
-    """``weight[input]``: integer indices (*) into weight (num_embeddings, dim) -> (*, dim)."""
+    """``weight[input]``: integer indices ``(*)`` into weight ``(num_embeddings, dim)`` -> ``(*, dim)``."""
     if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
         got = input.dtype if isinstance(input, Tensor) else type(input).__name__
         raise TypeError(f"embedding: indices must be an integer tensor (int64 or int32), got {got}")

@@ -116,6 +116,7 @@ class Diag(Function):
 
 # -- the public functions --------------------------------------------------------------------------
 def getitem(input: Tensor, key: Any) -> Tensor:
+    """``input[key]``: integers, slices, None, ``...``, and integer or bool tensors index as NumPy."""
     key, basic = _device_key(key, input._device)
     return GetItem.apply(input, key, basic)
 

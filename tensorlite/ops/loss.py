@@ -69,7 +69,7 @@ def mse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tenso
 
 
 def l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
-    """Absolute error |input - target|, reduced; input and target have the same shape."""
+    """Absolute error ``|input - target|``, reduced; input and target have the same shape."""
     if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
         input, target = cast_inputs("l1_loss", input, target)
     check_reduction("l1_loss", reduction)

@@ -109,7 +109,7 @@ def _check_param(op: str, name: str, value: Tensor | None, shape: tuple[int, ...
 
 def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Standardise over the trailing ``normalized_shape`` dimensions of ``input`` (*, *normalized_shape)."""
+    """Standardise over the trailing ``normalized_shape`` dimensions of ``input`` ``(*, *normalized_shape)``."""
     if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
         input, weight, bias = cast_inputs("layer_norm", input, weight, bias)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -123,7 +123,7 @@ def layer_norm(input: Tensor, normalized_shape: int | tuple[int, ...], weight: T
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
                bias: Tensor | None = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """Standardise each channel of ``input`` (N, C, *) over N and *, then scale and shift per channel.
+    """Standardise each channel of ``input`` ``(N, C, *)`` over N and ``*``, then scale and shift per channel.
 
     ``training``: use the batch's statistics and update ``running_mean``/``running_var`` (C,) in
     place if given; otherwise normalise with the running statistics.

@@ -143,12 +143,14 @@ class ArgExtreme(Function):
 
 # -- the public functions --------------------------------------------------------------------------
 def sum(input: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+    """The sum over ``dim`` (all elements when None); ``keepdim`` keeps the reduced dimensions as size 1."""
     if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
         input, = cast_inputs("sum", input)
     return Sum.apply(input, normalize_dims("sum", dim, input.ndim), keepdim)
 
 
 def mean(input: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+    """The mean over ``dim`` (all elements when None); ``keepdim`` keeps the reduced dimensions as size 1."""
     if input.dtype.kind != "f":
         raise TypeError(f"mean: expected a floating-point tensor, got {input.dtype}; cast it with .float()")
     return Mean.apply(input, normalize_dims("mean", dim, input.ndim), keepdim)
@@ -164,6 +166,7 @@ def var(input: Tensor, dim: int | tuple[int, ...] | None = None, *, correction: 
 
 def std(input: Tensor, dim: int | tuple[int, ...] | None = None, *, correction: int = 1,
         keepdim: bool = False, unbiased: bool | None = None) -> Tensor:
+    """Standard deviation, the square root of ``var`` (same ``dim``, ``correction``, ``keepdim``)."""
     return var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased).sqrt()
 
 
@@ -197,11 +200,13 @@ def min(input: Tensor, dim: int | Tensor | None = None, keepdim: bool = False) -
 
 
 def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the largest value along ``dim`` (of the flattened tensor when None), int64."""
     dim = None if dim is None else check_dim("argmax", dim, input.ndim)
     return ArgExtreme.apply(input, dim, keepdim, True)
 
 
 def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the smallest value along ``dim`` (of the flattened tensor when None), int64."""
     dim = None if dim is None else check_dim("argmin", dim, input.ndim)
     return ArgExtreme.apply(input, dim, keepdim, False)
 

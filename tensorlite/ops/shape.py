@@ -146,6 +146,7 @@ def expand(input: Tensor, *sizes: int | Sequence[int]) -> Tensor:
 
 
 def expand_as(input: Tensor, other: Tensor) -> Tensor:
+    """``input.expand(*other.shape)``: broadcast to another tensor's shape, without a copy."""
     return expand(input, other.shape)
 
 

@@ -15,6 +15,8 @@ class Adagrad(Optimizer):
         g = ±g + weight_decay * p
         sum = sum + g * g                                  (sum starts at initial_accumulator_value)
         p -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(sum) + eps)
+
+    Parameters that have seen large gradients take smaller steps, which suits sparse features.
     """
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,

@@ -18,6 +18,8 @@ class RMSprop(Optimizer):
                                                           avg = sqrt(v - mean**2) + eps)
         buf = momentum * buf + g / avg;  p -= lr * buf     (when momentum > 0)
         p -= lr * g / avg                                  (otherwise)
+
+    Dividing by the running RMS of the gradient evens out the step sizes of different parameters.
     """
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,

@@ -16,6 +16,9 @@ class SGD(Optimizer):
         buf = momentum * buf + (1 - dampening) * d           (buf = d at the first step)
         d = d + momentum * buf if nesterov else buf          (when momentum != 0)
         p -= lr * d
+
+    Momentum averages the gradients of past steps, so the updates keep moving through flat regions and
+    their noise partly cancels.
     """
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
