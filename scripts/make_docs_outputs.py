@@ -103,9 +103,9 @@ def needs(page: Path) -> str | None:
     from tensorlite.datasets.mnist import MNISTError, locate
 
     try:
-        locate()
+        locate(SHARED_DATA / "mnist" if "TENSORLITE_DATA" not in os.environ else None)
     except MNISTError:
-        return "the MNIST files are not here (set TENSORLITE_DATA, or see docs/guide/09-mnist.md)"
+        return "the MNIST files are not here: set TENSORLITE_DATA to a folder holding mnist/"
     return None
 
 
