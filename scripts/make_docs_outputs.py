@@ -6,12 +6,13 @@ directory, on the CPU. The block that follows a Python block, when it is one of 
 - ```` ```output ````: what the block printed (decimals are compared to within a unit of their last
   printed digit, everything else exactly);
 - ```` ```timing ````: what a block that measures time printed (numbers may differ, words may not);
-- ```` ```pytb ````: the error the block raises, as ``Traceback (most recent call last):``, ``  ...``
-  and the exception's own line(s).
+- ```` ```pytb ````: the error the block raises (what it printed first, then ``Traceback (most recent
+  call last):``, ``  ...`` and the exception's own line(s)); an empty one marks a block that must raise.
 
 A Python block that prints nothing has no output block; one that prints must have one. ```` ```console ````
 blocks run each ``$ tensorlite ...`` line through the command-line app in this process (help texts) and
 show what it printed below it. Images the examples save under ``images/`` are copied next to the page.
+A Python example that must not run (it needs a GPU) is written as a ```` ```{code-block} python ```` directive.
 
     python scripts/make_docs_outputs.py            # rewrite every page's outputs and images
     python scripts/make_docs_outputs.py --check    # change nothing; exit 1 naming each stale output
@@ -157,7 +158,7 @@ def run_python(block: Fence, source_name: str, namespace: dict) -> Result:
         if not expects_error:
             raise
         message = "".join(traceback.format_exception_only(type(error), error))
-        return Result(block, "pytb", TRACEBACK_HEAD + message)
+        return Result(block, "pytb", printed.getvalue() + TRACEBACK_HEAD + message)
     if expects_error:
         raise AssertionError(f"{source_name}: the block is shown raising an error, but it ran without one")
     text = printed.getvalue()

@@ -113,3 +113,21 @@ def test_every_public_function_and_class_has_a_docstring(module: str) -> None:
     undocumented = [o.__name__ for o in objects
                     if (inspect.isfunction(o) or inspect.isclass(o)) and not (o.__doc__ or "").strip()]
     assert not undocumented, f"{module}: no docstring for {undocumented}"
+
+
+def test_the_cli_page_shows_every_command() -> None:
+    import typer
+
+    from tensorlite.cli.app import app
+
+    def commands(command, path):
+        if hasattr(command, "commands"):
+            yield path
+            for name, sub in command.commands.items():
+                yield from commands(sub, f"{path} {name}")
+        else:
+            yield path
+
+    page = (DOCS / "cli.md").read_text()
+    missing = [c for c in commands(typer.main.get_command(app), "tensorlite") if f"$ {c} --help\n" not in page]
+    assert not missing, f"docs/cli.md does not show the help of {missing}"
