@@ -5,7 +5,7 @@ directory, on the CPU. The block that follows a Python block, when it is one of 
 
 - ```` ```output ````: what the block printed (decimals are compared to within a unit of their last
   printed digit, everything else exactly);
-- ```` ```timing ````: what a block that measures time printed (numbers may differ, words may not);
+- ```` ```timing ````: what a block that measures time printed (numbers and spacing may differ, words may not);
 - ```` ```pytb ````: the error the block raises (what it printed first, then ``Traceback (most recent
   call last):``, ``  ...`` and the exception's own line(s)); an empty one marks a block that must raise.
 
@@ -220,8 +220,11 @@ def _last_digit_unit(number: str) -> float:
 
 def same_output(shown: str, printed: str, kind: str) -> bool:
     """Whether the page's output block still says what the code prints (see the module docstring)."""
-    shown_lines = [line.rstrip() for line in shown.rstrip("\n").splitlines()]
-    printed_lines = [line.rstrip() for line in printed.rstrip("\n").splitlines()]
+    def lines(text: str) -> list[str]:  # timings: padding follows the numbers, so spaces are not compared either
+        rows = text.rstrip("\n").splitlines()
+        return [" ".join(row.split()) if kind == "timing" else row.rstrip() for row in rows]
+
+    shown_lines, printed_lines = lines(shown), lines(printed)
     if len(shown_lines) != len(printed_lines):
         return False
     for a, b in zip(shown_lines, printed_lines):

@@ -52,6 +52,7 @@ def test_comparison_tolerates_rounding_only() -> None:
     assert not same("loss 0.6931\n", "acc 0.6931\n", "output")
     assert not same("a\n", "a\nb\n", "output")
     assert same("took 1.2 ms\n", "took 9.7 ms\n", "timing")       # timings: the words, not the numbers
+    assert same("took  1.2 ms\n", "took 10.2 ms\n", "timing")    # padding follows the numbers
     assert not same("took 1.2 ms\n", "took 1.2 s\n", "timing")
 
 
