@@ -7,7 +7,8 @@ Build it from the repository's root (``pip install -e ".[docs]"`` first):
 Pages are MyST Markdown; the API reference is autodoc reading the docstrings (napoleon for their
 sections). The guide's output blocks are written by ``scripts/make_docs_outputs.py`` and checked
 by ``tests/test_docs.py``: an ``output`` block is what the Python block above it prints, a ``timing``
-block what it printed when it measured time, a ``pytb`` block the error it raises.
+block what it printed when it measured time, a ``sample`` block text sampled from a model, a ``pytb`` block the
+error it raises.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ html_static_path = ["_static"]
 html_css_files = ["output.css"]
 
 # The guide's outputs are not code: the copy button skips them, and the prompt of console blocks.
-copybutton_selector = "div:not(.highlight-output):not(.highlight-timing):not(.highlight-pytb) > div.highlight > pre"
+copybutton_selector = ("div:not(.highlight-output):not(.highlight-timing):not(.highlight-sample):not(.highlight-pytb)"
+                       " > div.highlight > pre")
 copybutton_prompt_text = "$ "
 
 
@@ -55,3 +57,4 @@ def setup(app):
 
     app.add_lexer("output", TextLexer)  # what a guide block printed: shown as plain text, styled apart
     app.add_lexer("timing", TextLexer)  # the same for blocks that measure time
+    app.add_lexer("sample", TextLexer)  # and for text sampled from a model

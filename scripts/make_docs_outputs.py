@@ -4,8 +4,10 @@ A page is a story: its ```` ```python ```` blocks run in order in one namespace,
 directory, on the CPU. The block that follows a Python block, when it is one of these, is its output:
 
 - ```` ```output ````: what the block printed (decimals are compared to within a unit of their last
-  printed digit, everything else exactly);
+  printed digit or 1%, for the rounding of other BLAS kernels; everything else exactly);
 - ```` ```timing ````: what a block that measures time printed (numbers and spacing may differ, words may not);
+- ```` ```sample ````: text sampled from a trained model, which changes with the last bits of its weights: its
+  first line and its length are compared;
 - ```` ```pytb ````: the error the block raises (what it printed first, then ``Traceback (most recent
   call last):``, ``  ...`` and the exception's own line(s)); an empty one marks a block that must raise.
 
@@ -42,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SHARED_DATA = ROOT.parent / "shared" / "data"  # this workplace's read-only data sets (MNIST)
-OUTPUT_KINDS = ("output", "timing", "pytb")
+OUTPUT_KINDS = ("output", "timing", "sample", "pytb")
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^```[ \t]*$\n?", re.S | re.M)
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 TRACEBACK_HEAD = "Traceback (most recent call last):\n  ...\n"
@@ -162,7 +164,8 @@ def run_python(block: Fence, source_name: str, namespace: dict) -> Result:
     if expects_error:
         raise AssertionError(f"{source_name}: the block is shown raising an error, but it ran without one")
     text = printed.getvalue()
-    kind = block.output.lang if block.output is not None and block.output.lang == "timing" else "output"
+    loose = block.output is not None and block.output.lang in ("timing", "sample")
+    kind = block.output.lang if loose else "output"
     return Result(block, kind if text else "", text)
 
 
@@ -205,12 +208,12 @@ def run_page(page: Path, workdir: Path) -> tuple[str, list[Result], list[Path]]:
 
 
 def numbers_match(shown: str, printed: str) -> bool:
-    """Integers exactly; decimals to within one unit of the last digit either shows (BLAS sums may round
-    differently from one CPU to another)."""
+    """Integers exactly; decimals to within one unit of the last digit either shows, or 1% (BLAS kernels and
+    compiled kernels round differently, and a short training run carries that into its last digits)."""
     if not any(c in shown + printed for c in ".eE"):
         return shown == printed
     unit = max(_last_digit_unit(shown), _last_digit_unit(printed))
-    return math.isclose(float(shown), float(printed), rel_tol=1e-6, abs_tol=unit * 1.01)
+    return math.isclose(float(shown), float(printed), rel_tol=0.01, abs_tol=unit * 1.01)
 
 
 def _last_digit_unit(number: str) -> float:
@@ -220,6 +223,8 @@ def _last_digit_unit(number: str) -> float:
 
 def same_output(shown: str, printed: str, kind: str) -> bool:
     """Whether the page's output block still says what the code prints (see the module docstring)."""
+    if kind == "sample":
+        return shown.split("\n", 1)[0] == printed.split("\n", 1)[0] and len(shown.rstrip()) == len(printed.rstrip())
     def lines(text: str) -> list[str]:  # timings: padding follows the numbers, so spaces are not compared either
         rows = text.rstrip("\n").splitlines()
         return [" ".join(row.split()) if kind == "timing" else row.rstrip() for row in rows]
