@@ -78,6 +78,7 @@ def is_available() -> bool:
 
 
 def is_initialized() -> bool:
+    """Whether ``init_process_group`` has run (and ``destroy_process_group`` not since)."""
     return _world is not None
 
 

@@ -18,6 +18,9 @@ class Adadelta(Optimizer):
         delta = sqrt(u + eps) / sqrt(v + eps) * g
         u = rho * u + (1 - rho) * delta * delta
         p -= lr * delta
+
+    The ratio of the two running averages gives each parameter a step in its own units, so ``lr=1.0``
+    works without tuning.
     """
 
     def __init__(self, params: ParamsT, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
