@@ -41,7 +41,8 @@ def _activation(op: str, activation: Activation) -> Callable[[Tensor], Tensor]:
 
 
 class _FeedForward(Module):
-    """Shared by both layers: the position-wise MLP block and the residual sublayers around it."""
+    """Shared by both layers: the position-wise MLP block and the self-attention block, each a residual
+    sublayer."""
 
     def _init_feed_forward(self, d_model: int, dim_feedforward: int, dropout: float, activation: Activation,
                            bias: bool, factory: dict[str, Any]) -> None:
@@ -52,6 +53,11 @@ class _FeedForward(Module):
 
     def _ff_block(self, x: Tensor, dropout: Dropout) -> Tensor:
         return dropout(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+    def _sa_block(self, x: Tensor, mask: Tensor | None, key_padding_mask: Tensor | None, is_causal: bool) -> Tensor:
+        x = self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=key_padding_mask, need_weights=False,
+                           is_causal=is_causal)[0]
+        return self.dropout1(x)
 
 
 class TransformerEncoderLayer(_FeedForward):
@@ -79,11 +85,6 @@ class TransformerEncoderLayer(_FeedForward):
             return x + self._ff_block(self.norm2(x), self.dropout2)
         x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
         return self.norm2(x + self._ff_block(x, self.dropout2))
-
-    def _sa_block(self, x: Tensor, mask: Tensor | None, key_padding_mask: Tensor | None, is_causal: bool) -> Tensor:
-        x = self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=key_padding_mask, need_weights=False,
-                           is_causal=is_causal)[0]
-        return self.dropout1(x)
 
 
 class TransformerDecoderLayer(_FeedForward):
@@ -117,11 +118,6 @@ class TransformerDecoderLayer(_FeedForward):
         x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal))
         x = self.norm2(x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask, memory_is_causal))
         return self.norm3(x + self._ff_block(x, self.dropout3))
-
-    def _sa_block(self, x: Tensor, mask: Tensor | None, key_padding_mask: Tensor | None, is_causal: bool) -> Tensor:
-        x = self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=key_padding_mask, need_weights=False,
-                           is_causal=is_causal)[0]
-        return self.dropout1(x)
 
     def _mha_block(self, x: Tensor, memory: Tensor, mask: Tensor | None, key_padding_mask: Tensor | None,
                    is_causal: bool) -> Tensor:
