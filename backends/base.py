@@ -246,6 +246,28 @@ class Backend:
         out /= total
         return out
 
+    def rotary(self, x: Array, cos: Array, sin: Array, inverse: bool = False) -> Array:
+        """``x`` (..., D) with channel i rotated with channel i + D/2 by the angles whose ``cos`` and ``sin``
+        broadcast to (..., D/2): ``[x1 cos - x2 sin, x2 cos + x1 sin]``; ``inverse``: the rotation back (the
+        angles negated), which is also the gradient. A new array."""
+        xp, half = self.xp, x.shape[-1] // 2
+        x1, x2 = x[..., :half], x[..., half:]
+        out = xp.empty(x.shape, dtype=x.dtype)
+        first, second = out[..., :half], out[..., half:]
+        scratch = xp.multiply(x2, sin)
+        xp.multiply(x1, cos, out=first)
+        if inverse:
+            first += scratch
+        else:
+            first -= scratch
+        xp.multiply(x1, sin, out=scratch)
+        xp.multiply(x2, cos, out=second)
+        if inverse:
+            second -= scratch
+        else:
+            second += scratch
+        return out
+
     def softmax_backward(self, g: Array, p: Array, scale: float = 1.0, out: Array | None = None) -> Array:
         """``scale * p * (g - rowsum(g * p))``: the gradient of softmax's input (rows along the last axis) from
         that of its output ``g`` and the softmax ``p``. ``out`` may be ``g``."""

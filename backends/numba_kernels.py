@@ -165,6 +165,23 @@ def softmax_backward_rows(g, p, out, scale):
 
 
 @numba.njit(**JIT)
+def rotary(x, cos, sin, sign, out):
+    """out[a, t, m] = [x1 cos - s x2 sin, x2 cos + s x1 sin] with x1, x2 the halves of x[a, t, m] (x, out
+    (A, T, M, D), any strides), cos and sin the rows t of (T, D / 2) tables, and s = ``sign`` (1, or -1 to
+    rotate back)."""
+    outer, positions, inner, d = x.shape
+    half = d // 2
+    for a in range(outer):
+        for t in range(positions):
+            for m in range(inner):
+                for j in range(half):
+                    c, s = cos[t, j], sign * sin[t, j]
+                    x1, x2 = x[a, t, m, j], x[a, t, m, half + j]
+                    out[a, t, m, j] = x1 * c - x2 * s
+                    out[a, t, m, half + j] = x2 * c + x1 * s
+
+
+@numba.njit(**JIT)
 def layer_norm_rows(x, weight, bias, eps, out, mean, rstd):
     """out[r] = (x[r] - mean[r]) * rstd[r] * weight + bias for each row r of x (N, D), with the row's mean and
     1 / sqrt(biased variance + eps), which it stores in ``mean`` and ``rstd`` (N,) for the backward pass."""

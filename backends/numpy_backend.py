@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import math
 import os
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -260,6 +261,22 @@ class NumpyBackend(Backend):
             return super().softmax(x, scale, mask, empty_rows_zero, out)
         out = numpy.empty(x.shape, numpy.float32) if out is None else out
         kernels.softmax_rows(x.reshape(-1, n), out.reshape(-1, n), numpy.float32(scale), rows_mask, empty_rows_zero)
+        return out
+
+    def rotary(self, x: numpy.ndarray, cos: numpy.ndarray, sin: numpy.ndarray, inverse: bool = False
+               ) -> numpy.ndarray:
+        """One compiled pass for float32 ``x`` (..., T, ..., D) (any strides: a view of a packed projection) whose
+        tables are (T, 1, ..., 1, D / 2), one row per position, as attention uses them; else the reference."""
+        kernels = _float32_kernel(x)
+        axis = x.ndim - cos.ndim  # the position axis, if the tables broadcast as one row per position
+        if (kernels is None or cos.dtype != numpy.float32 or sin.dtype != numpy.float32 or cos.shape != sin.shape
+                or axis < 0 or cos.ndim < 2 or cos.shape[0] != x.shape[axis] or any(n != 1 for n in cos.shape[1:-1])
+                or 2 * cos.shape[-1] != x.shape[-1]):
+            return super().rotary(x, cos, sin, inverse)
+        shape = (math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1:-1]), x.shape[-1])
+        out = numpy.empty(x.shape, numpy.float32)
+        tables = (numpy.ascontiguousarray(t.reshape(shape[1], -1)) for t in (cos, sin))
+        kernels.rotary(x.reshape(shape), *tables, numpy.float32(-1 if inverse else 1), out.reshape(shape))
         return out
 
     def softmax_backward(self, g: numpy.ndarray, p: numpy.ndarray, scale: float = 1.0,

@@ -162,6 +162,32 @@ def test_layer_norm_kernels_agree_with_the_reference_math(affine: bool) -> None:
         np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("inverse", [False, True])
+def test_rotary_kernel_agrees_with_the_reference_math_on_strided_queries(inverse: bool, monkeypatch) -> None:
+    """Queries (B, T, nh, hs) as attention makes them, a strided view of the packed (B, T, 3C) projection, with
+    (T, 1, hs / 2) tables: the compiled kernel runs (the reference is not called) and agrees with the reference
+    math to float32 rounding, both ways; tables that broadcast otherwise take the reference path."""
+    rng = np.random.default_rng(5)
+    B, T, nh, hs = 3, 7, 4, 8
+    packed = rng.standard_normal((B, T, 3 * nh * hs)).astype(np.float32)
+    q = packed[..., nh * hs:2 * nh * hs].reshape(B, T, nh, hs)
+    assert not q.flags.c_contiguous
+    angles = rng.uniform(-4, 4, (T, 1, hs // 2))
+    cos, sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+    want = Backend.rotary(CPU, q, cos, sin, inverse)
+    calls = []
+    monkeypatch.setattr(Backend, "rotary", lambda *args: calls.append(args))
+    got = CPU.rotary(q, cos, sin, inverse)
+    assert not calls and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    monkeypatch.undo()
+    back = CPU.rotary(got, cos, sin, not inverse)  # a rotation and its inverse: the identity
+    np.testing.assert_allclose(back, q, rtol=1e-5, atol=1e-5)
+    per_head = np.broadcast_to(cos, (T, nh, hs // 2)).copy()  # (T, nh, hs / 2): not one row per position
+    np.testing.assert_array_equal(CPU.rotary(q, per_head, np.broadcast_to(sin, per_head.shape).copy(), inverse),
+                                  Backend.rotary(CPU, q, per_head, np.broadcast_to(sin, per_head.shape), inverse))
+
+
 @pytest.mark.parametrize("decay", [1.0, 0.999])
 def test_adam_kernel_agrees_with_the_reference_math(decay: float) -> None:
     """50 steps on the same gradients stay within float32 rounding of the reference sequence of ops."""

@@ -38,26 +38,11 @@ class RotaryEmbedding(Function):
     """x (..., D), cos and sin broadcastable to (..., D / 2) -> (..., D)."""
 
     def forward(self, x, cos, sin):
-        xp = self.xp
         self.cos, self.sin = cos, sin
-        return self._rotate(xp, x, cos, sin, x.shape[-1] // 2)
+        return self.backend.rotary(x, cos, sin)
 
     def backward(self, grad):
-        return self._rotate(self.xp, grad, self.cos, -self.sin, grad.shape[-1] // 2), None, None
-
-    @staticmethod
-    def _rotate(xp: Any, x: Any, cos: Any, sin: Any, half: int) -> Any:
-        """[x1 * cos - x2 * sin, x2 * cos + x1 * sin] in a new array shaped like x."""
-        x1, x2 = x[..., :half], x[..., half:]
-        out = xp.empty(x.shape, dtype=x.dtype)
-        first, second = out[..., :half], out[..., half:]
-        scratch = xp.multiply(x2, sin)
-        xp.multiply(x1, cos, out=first)
-        first -= scratch
-        xp.multiply(x1, sin, out=scratch)
-        xp.multiply(x2, cos, out=second)
-        second += scratch
-        return out
+        return self.backend.rotary(grad, self.cos, self.sin, inverse=True), None, None
 
 
 def rotary_embedding(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
