@@ -23,7 +23,12 @@ import pytest
 from oracle import torch_or_skip
 
 import tensorlite as tl
-from tensorlite.optim.muon import NS_COEFFICIENTS, zeropower_via_newton_schulz
+from tensorlite.optim.muon import (
+    NS_COEFFICIENTS,
+    newton_schulz_direct,
+    newton_schulz_on_gram,
+    zeropower_via_newton_schulz,
+)
 
 STEPS = 20
 BF16_TOLERANCE = 0.05  # of the largest element of each step's update; see the module docstring
@@ -159,6 +164,21 @@ def test_newton_schulz_makes_an_approximately_orthogonal_matrix(device, shape):
     assert np.abs(out - u @ vt).max() < 0.5  # the polar factor U V^T, roughly
     zero = backend.from_host(np.zeros(shape, np.float32))
     assert not backend.to_host(zeropower_via_newton_schulz(backend.xp, zero, NS_COEFFICIENTS, 5, 1e-7)).any()
+
+
+@pytest.mark.parametrize("steps", [2, 3, 5])
+@pytest.mark.parametrize("shape", [(16, 64), (16, 25)])  # wide: where it is used (l > 1.5 k)
+def test_newton_schulz_on_the_gram_matrix_is_the_direct_iteration(shape, steps):
+    """The Gram-matrix form (what wide matrices use) equals the steps as written: to 1e-12 in float64, to
+    float32 rounding in float32 (relative to the largest entry, as the direct float32 steps are to float64)."""
+    g = np.random.default_rng(steps).standard_normal(shape) * np.random.default_rng(1).uniform(0.1, 10, (shape[0], 1))
+    x = g / np.linalg.norm(g)
+    direct = newton_schulz_direct(np, x.copy(), NS_COEFFICIENTS, steps)
+    np.testing.assert_allclose(newton_schulz_on_gram(np, x.copy(), NS_COEFFICIENTS, steps), direct, rtol=0,
+                               atol=1e-12 * np.abs(direct).max())
+    single = newton_schulz_on_gram(np, x.astype(np.float32), NS_COEFFICIENTS, steps)
+    assert single.dtype == np.float32
+    assert np.abs(single - direct).max() < 2e-5 * np.abs(direct).max()
 
 
 def test_newton_schulz_runs_in_float64_for_float64_and_leaves_its_input_alone():
