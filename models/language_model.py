@@ -36,12 +36,12 @@ class LanguageModel(nn.Module):
 
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float], *,
                              muon_lr: float | None = None, muon_momentum: float = 0.95,
-                             muon_weight_decay: float = 0.0) -> tl.optim.Optimizer:
+                             muon_weight_decay: float = 0.0, muon_ns_steps: int = 5) -> tl.optim.Optimizer:
         """AdamW that decays the matrices (weights, embeddings) but not biases and norm gains, as nanoGPT.
 
         With ``muon_lr``, the hidden matrices (``hidden_matrices()``) go to Muon instead (Nesterov, rate
-        ``muon_lr``, Keller Jordan's scaling by sqrt(max(1, rows / cols))), the rest to that AdamW, the two
-        combined as one optimizer (AdamW's groups first, then Muon's).
+        ``muon_lr``, ``muon_ns_steps`` Newton-Schulz steps, Keller Jordan's scaling by sqrt(max(1, rows / cols))),
+        the rest to that AdamW, the two combined as one optimizer (AdamW's groups first, then Muon's).
         """
         params = [p for p in self.parameters() if p.requires_grad]
         matrices = [p for p in self.hidden_matrices() if p.requires_grad] if muon_lr is not None else []
@@ -53,7 +53,8 @@ class LanguageModel(nn.Module):
         adamw = tl.optim.AdamW(groups, lr=learning_rate, betas=betas)
         if muon_lr is None:
             return adamw
-        muon = tl.optim.Muon(matrices, lr=muon_lr, momentum=muon_momentum, weight_decay=muon_weight_decay)
+        muon = tl.optim.Muon(matrices, lr=muon_lr, momentum=muon_momentum, weight_decay=muon_weight_decay,
+                            ns_steps=muon_ns_steps)
         return tl.optim.CombinedOptimizer(adamw, muon)
 
     def hidden_matrices(self) -> list[Tensor]:

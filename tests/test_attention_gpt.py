@@ -654,7 +654,8 @@ def test_gpt_configure_optimizers_decays_only_matrices():
 
 def test_gpt_configure_optimizers_gives_the_blocks_matrices_to_muon():
     model = models.GPT(models.GPTConfig(**SMALL, tie_embeddings=False))
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99), muon_lr=0.02, muon_momentum=0.9, muon_weight_decay=0.01)
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99), muon_lr=0.02, muon_momentum=0.9, muon_weight_decay=0.01,
+                                     muon_ns_steps=3)
     adamw, muon = opt.optimizers
     assert isinstance(opt, tl.optim.CombinedOptimizer) and isinstance(adamw, tl.optim.AdamW)
     names = {id(p): name for name, p in model.named_parameters()}
@@ -667,7 +668,8 @@ def test_gpt_configure_optimizers_gives_the_blocks_matrices_to_muon():
     assert all(p.ndim == 1 for p in no_decay["params"]) and decay["weight_decay"] == 0.1
     assert len(decay["params"]) + len(no_decay["params"]) + len(muon_names) == len(list(model.parameters()))
     group = muon.param_groups[0]
-    assert (group["lr"], group["momentum"], group["weight_decay"], group["nesterov"]) == (0.02, 0.9, 0.01, True)
+    assert (group["lr"], group["momentum"], group["weight_decay"], group["nesterov"], group["ns_steps"]) == (
+        0.02, 0.9, 0.01, True, 3)
     assert [g["lr"] for g in opt.param_groups] == [1e-3, 1e-3, 0.02]  # AdamW's groups first
     with pytest.raises(NotImplementedError, match="CharLSTM: names no hidden matrices for Muon"):
         models.CharLSTM(models.CharLSTMConfig(11, 4, 5, 1)).configure_optimizers(0.1, 1e-3, (0.9, 0.99), muon_lr=0.02)

@@ -67,6 +67,7 @@ class LMTrainConfig:
     muon_lr: float = 0.02  # Muon's peak rate, on the same schedule (decaying to min_lr / learning_rate of it)
     muon_momentum: float = 0.95
     muon_weight_decay: float = 0.0  # Keller Jordan's Muon decays nothing (torch.optim.Muon's default is 0.1)
+    muon_ns_steps: int = 5  # Newton-Schulz steps per Muon update (the update's main cost on a CPU)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -76,14 +77,14 @@ class LMTrainConfig:
 
 OPTIMIZERS = ("adamw", "muon")
 # The settings that decide the optimizer's state (which optimizer holds which parameter): a run resumes with its own.
-OPTIMIZER_FIELDS = ("optimizer", "muon_lr", "muon_momentum", "muon_weight_decay")
+OPTIMIZER_FIELDS = ("optimizer", "muon_lr", "muon_momentum", "muon_weight_decay", "muon_ns_steps")
 
 
 def build_optimizer(model: Module, config: LMTrainConfig) -> Any:
     """The optimizer ``config`` describes for a language model (its ``configure_optimizers``): AdamW, or Muon on
     the hidden matrices and AdamW on the rest (a ``CombinedOptimizer``)."""
-    muon = dict(muon_lr=config.muon_lr, muon_momentum=config.muon_momentum,
-                muon_weight_decay=config.muon_weight_decay) if config.optimizer == "muon" else {}
+    muon = dict(muon_lr=config.muon_lr, muon_momentum=config.muon_momentum, muon_weight_decay=config.muon_weight_decay,
+                muon_ns_steps=config.muon_ns_steps) if config.optimizer == "muon" else {}
     return model.configure_optimizers(config.weight_decay, config.learning_rate, config.betas, **muon)
 
 
