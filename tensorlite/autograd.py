@@ -318,6 +318,44 @@ def _leaf_done(leaf: Tensor, edges_left: dict[int, int]) -> None:
             hook(leaf)
 
 
+class SliceGrad:
+    """The gradient that basic indexing ``x[key]`` sends back to ``x``: zero but for a few regions, kept as
+    (key, array) pieces until the engine needs one array.
+
+    Without it, each piece of a split (``q, k, v = qkv.split(C, dim=2)``) is a full-size array of zeros with one
+    region filled, and the engine adds the three: three allocations and two whole-array additions. Kept as
+    pieces, they meet in one array, allocated when the node that made ``x`` runs its backward."""
+
+    __slots__ = ("xp", "shape", "dtype", "pieces")
+
+    def __init__(self, xp: Any, shape: tuple[int, ...], dtype: Any, pieces: list[tuple[Any, Any]]) -> None:
+        self.xp, self.shape, self.dtype, self.pieces = xp, shape, dtype, pieces
+
+    def add_into(self, out: Any) -> Any:
+        """``out`` (shaped like the gradient, owned by the caller) plus the pieces, in place; returns it."""
+        for key, piece in self.pieces:
+            out[key] += piece
+        return out
+
+    def array(self) -> Any:
+        return self.add_into(self.xp.zeros(self.shape, dtype=self.dtype))
+
+
+def _sum(previous: Any, g: Any) -> Any:
+    """Two gradients of one tensor added, either of them possibly a ``SliceGrad`` (neither is modified)."""
+    if isinstance(previous, SliceGrad) and isinstance(g, SliceGrad):
+        return SliceGrad(previous.xp, previous.shape, previous.dtype, previous.pieces + g.pieces)
+    if isinstance(previous, SliceGrad):
+        previous, g = g, previous
+    if isinstance(g, SliceGrad):
+        return g.add_into(previous.astype(g.xp.result_type(previous.dtype, g.dtype), copy=True))
+    return previous + g
+
+
+def _array(g: Any) -> Any:
+    return g.array() if isinstance(g, SliceGrad) else g
+
+
 def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
     """Propagate ``grad`` (an array shaped like ``root``) to every leaf that requires grad."""
     root_fn = root._fn
@@ -369,7 +407,7 @@ def _visit(fn: Function, grads: dict, pending: dict, ready: list, claimed: set[i
            hooked: dict[int, int] | None) -> None:
     """Run ``fn``'s backward and hand each input's gradient on: to a leaf's ``.grad``, or to the node that made
     the input, which is ready once every consumer has handed it its part."""
-    output_grad = grads.pop(fn)
+    output_grad = _array(grads.pop(fn))
     input_grads = fn.backward(output_grad)
     if check_nan:
         _check_nan(fn, output_grad, input_grads)
@@ -378,12 +416,12 @@ def _visit(fn: Function, grads: dict, pending: dict, ready: list, claimed: set[i
             continue
         parent = inp._fn
         if parent is None:
-            _accumulate(inp, g, claimed)
+            _accumulate(inp, _array(g), claimed)
             if hooked and id(inp) in hooked:
                 _leaf_done(inp, hooked)
             continue
         previous = grads.get(parent)
-        grads[parent] = g if previous is None else previous + g
+        grads[parent] = g if previous is None else _sum(previous, g)
         pending[parent] -= 1
         if pending[parent] == 0:
             ready.append(parent)
@@ -392,7 +430,7 @@ def _visit(fn: Function, grads: dict, pending: dict, ready: list, claimed: set[i
 def _check_nan(fn: Function, output_grad: Any, input_grads: tuple) -> None:
     """Raise if a gradient that ``fn.backward`` returned holds a NaN (one device-to-host read per gradient)."""
     for i, g in enumerate(input_grads):
-        if g is not None and bool(fn.xp.isnan(g).any()):
+        if g is not None and bool(fn.xp.isnan(_array(g)).any()):
             shapes = ", ".join(str(tuple(getattr(o, "shape", ()))) if o is not None else "None" for o in input_grads)
             where = ("".join(fn.forward_trace.format()) if fn.forward_trace is not None
                      else "  unknown: the op ran before anomaly detection was turned on\n")

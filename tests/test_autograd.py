@@ -67,6 +67,29 @@ def test_leaf_grad_does_not_alias_the_callers_gradient(device: str) -> None:
     np.testing.assert_allclose(host(y.grad), [1.0, 2.0])
 
 
+def test_the_pieces_of_a_split_meet_in_one_gradient(device: str) -> None:
+    """The regions that basic indexing sends back (kept as pieces until the node below needs one array): a
+    split's three pieces, a slice that overlaps two of them, and the tensor used whole, each region summed."""
+    x = leaf(np.arange(12.0).reshape(2, 6), device)
+    h = x * 1.0  # not a leaf: its node receives the pieces
+    q, k, v = h.split(2, dim=1)
+    loss = q.sum() + (k * 2).sum() + (v * 3).sum() + (h[:, 1:4] * 10).sum() + (h * 100).sum()
+    loss.backward()
+    want = np.array([[1.0, 1, 2, 2, 3, 3]] * 2) + 100
+    want[:, 1:4] += 10
+    np.testing.assert_array_equal(host(x.grad), want)
+    y = leaf([1.0, 2.0, 3.0], device)  # pieces that reach a leaf, and a piece whose gradient is the caller's
+    y[0:2].backward(tl.tensor([5.0, 6.0], device=device))
+    y[1:].backward(tl.tensor([7.0, 8.0], device=device))
+    np.testing.assert_array_equal(host(y.grad), [5.0, 13.0, 8.0])
+
+
+def test_anomaly_mode_sees_nan_in_an_indexed_region(device: str) -> None:
+    x = leaf([0.0, 1.0, 2.0], device)
+    with tl.autograd.detect_anomaly(), pytest.raises(RuntimeError, match="'GetItemBackward' returned nan"):
+        (x * 1.0)[0:2].backward(tl.tensor([float("nan"), 1.0], device=device))
+
+
 @pytest.mark.parametrize("dtype", [tl.float16, tl.float32, tl.float64], ids=lambda d: d.name)
 def test_gradient_dtype_equals_leaf_dtype(device: str, dtype) -> None:
     """Even through a cast, or with an upstream gradient of another dtype, .grad has the leaf's dtype."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tensorlite import autograd
-from tensorlite.autograd import Function
+from tensorlite.autograd import Function, SliceGrad
 from tensorlite.errors import check_dim, device_mismatch
 from tensorlite.ops.elementwise import where
 from tensorlite.tensor import Tensor
@@ -57,11 +57,10 @@ class GetItem(Function):
             raise IndexError(f"index: {exc} (tensor shape {x.shape})") from exc
 
     def backward(self, g):
+        if self.basic:  # a region of x (never an element twice): the engine adds the pieces of a split lazily
+            return (SliceGrad(self.xp, self.shape, g.dtype, [(self.key, g)]), None, None)
         grad = self.xp.zeros(self.shape, dtype=g.dtype)
-        if self.basic:  # basic indexing never selects an element twice
-            grad[self.key] = g
-        else:
-            self.backend.scatter_add(grad, self.key, g)
+        self.backend.scatter_add(grad, self.key, g)
         return (grad, None, None)
 
 
