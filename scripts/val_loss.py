@@ -3,6 +3,7 @@
     python scripts/val_loss.py                      # seeds 1337, 0 and 1, 2000 iterations each (minutes per seed)
     python scripts/val_loss.py --seeds 1337 --set positions=rotary --set qk_norm=true --no-torch   # screen a change
     python scripts/val_loss.py --seeds 1337 --set max_iters=1500 --set batch_size=16               # spend the budget
+    python scripts/val_loss.py --cpu avx2           # on an AVX-512 machine: both libraries forced down to AVX2
 
 For each seed, tensorlite trains the `cpu` preset exactly as ``tensorlite train shakespeare --preset cpu``
 does (with the ``--set`` changes: any ``GPTConfig`` or ``LMTrainConfig`` field, e.g. ``positions=rotary``,
@@ -23,13 +24,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from bench import preset_settings, torch_gpt
+from benchlib import add_cpu_option, apply_cpu_option, blas_summary, cpu_summary
 from tensorlite.models import GPTConfig
 
 import tensorlite as tl
@@ -64,18 +65,6 @@ def parse_setting(text: str) -> tuple[str, Any]:
         return word
 
     return key, tuple(value(w) for w in raw.split(",")) if "," in raw else value(raw)
-
-
-def cpu_description() -> str:
-    """The processor's name and its widest vector extension (AVX-512 or AVX2 decides the BLAS kernels)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    name, flag_line = (re.search(rf"^{key}\s*:\s*(.+)$", info, re.M) for key in ("model name", "flags"))
-    flags = set(flag_line.group(1).split()) if flag_line else set()
-    vector = "AVX-512" if "avx512f" in flags else "AVX2 (no AVX-512)" if "avx2" in flags else "no AVX2"
-    return f"{name.group(1) if name else 'unknown CPU'}, {vector}"
 
 
 def tensorlite_run(seed: int, settings: dict[str, Any], eval_interval: int, eval_iters: int, out: Path) -> Curve:
@@ -196,7 +185,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/val-loss"), help="tensorlite's run directories")
     parser.add_argument("--spread-batches", type=int, default=2000,
                         help="val batches for the estimates' spread (0: skip it)")
+    add_cpu_option(parser)
     args = parser.parse_args()
+    apply_cpu_option(args)
     settings = dict(args.settings)
     if args.max_iters is not None:
         settings.setdefault("max_iters", args.max_iters)
@@ -207,7 +198,7 @@ def main() -> None:
 
         torch.set_num_threads(2)
     changes = ", ".join(f"{k}={v}" for k, v in settings.items()) or "none"
-    print(f"CPU: {cpu_description()}")
+    print(f"CPU: {cpu_summary()}; BLAS: {blas_summary()}")
     print(f"tensorlite: the `{RECIPE}` preset, changes: {changes}"
           + ("" if args.no_torch else f"; torch: nanoGPT's CPU recipe (`{BASELINE}`), {torch_iters} iterations"))
     print(f"losses over {args.eval_iters} batches per split; training time leaves the evaluations out")
@@ -232,7 +223,7 @@ def main() -> None:
         print(f"    training time tensorlite/torch = {ratio:.2f}")
     if not args.no_plot:
         plot(curves, args.plot, f"Tiny Shakespeare: tensorlite `{RECIPE}` preset (changes: {changes}) vs nanoGPT's "
-                                f"CPU recipe in PyTorch\n{cpu_description()}")
+                                f"CPU recipe in PyTorch\n{cpu_summary()}")
         print(f"plot: {args.plot}")
     if args.spread_batches:
         estimate_spread(args.out, args.seeds[0], args.spread_batches)

@@ -34,7 +34,7 @@ def test_val_loss_trains_both_recipes_and_plots_val_loss_against_time(tmp_path):
     out = val_loss(tmp_path, "--seeds", "3", "--max-iters", "10", "--eval-interval", "5", "--spread-batches", "400",
                    "--plot", "plots/val.png")
     assert out.returncode == 0, out.stderr
-    assert re.search(r"^CPU: .+, (AVX-512|AVX2 \(no AVX-512\)|no AVX2)$", out.stdout, re.M), out.stdout
+    assert re.search(r"^CPU: .+ \((AVX-512|AVX2|no AVX2)\), \d+ cores; BLAS: .+$", out.stdout, re.M), out.stdout
     assert "tensorlite: the `cpu` preset, changes: max_iters=10; torch: nanoGPT's CPU recipe" in out.stdout
     for name in ("tensorlite", "torch"):
         losses = re.search(rf"seed +3 +{name} +train (\d+\.\d+) +val (\d+\.\d+) +training +(\d+\.\d) s", out.stdout)

@@ -17,7 +17,7 @@ from typer.testing import Result
 import tensorlite as tl
 from tensorlite.cli import char_lm
 from tensorlite.datasets.text import SHAKESPEARE_TXT, CharTokenizer, TextData, load_shakespeare
-from tensorlite.training import BEST, CHECKPOINT
+from tensorlite.training import BEST, CHECKPOINT, LMTrainConfig
 
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
@@ -109,21 +109,24 @@ def test_get_batch_errors_are_clear() -> None:
 def test_explicit_options_override_the_preset() -> None:
     cpu = char_lm.resolve_settings("gpt", "cpu", {"n_layer": 2, "learning_rate": 3e-3, "n_head": None})
     assert cpu["n_layer"] == 2 and cpu["n_head"] == 4 and cpu["n_embd"] == 128 and cpu["block_size"] == 64
-    assert cpu["learning_rate"] == 3e-3 and cpu["min_lr"] == pytest.approx(3e-4) and cpu["warmup_iters"] == 100
+    assert cpu["learning_rate"] == 3e-3 and cpu["min_lr"] == pytest.approx(3e-4) and cpu["warmup_iters"] == 90
     gpu = char_lm.resolve_settings("gpt", "gpu", {"max_iters": 50})
     assert (gpu["n_layer"], gpu["n_embd"], gpu["block_size"], gpu["batch_size"], gpu["dropout"]) == (6, 384, 256, 64,
                                                                                                       0.2)
     assert gpu["max_iters"] == 50 and gpu["warmup_iters"] == 5  # a short run warms up for a tenth of it
-    assert char_lm.resolve_settings("gpt", None, {})["max_iters"] == 2000  # the cpu preset by default
+    assert char_lm.resolve_settings("gpt", None, {})["max_iters"] == 900  # the cpu preset by default
 
 
 def test_presets_are_the_recipe_and_nanogpts_runs() -> None:
     cpu, nanogpt = (char_lm.resolve_settings("gpt", name, {}) for name in ("cpu", "nanogpt-cpu"))
-    assert (cpu["optimizer"], cpu["muon_lr"], cpu["init"], cpu["bias"]) == ("muon", 0.02, "pytorch", True)
-    assert "optimizer" not in nanogpt and "init" not in nanogpt and nanogpt["bias"] is False  # nanoGPT's defaults
-    size = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "dropout", "warmup_iters")
-    assert [cpu[k] for k in size] == [nanogpt[k] for k in size] == [4, 4, 128, 64, 12, 2000, 0.0, 100]
-    assert cpu["min_lr"] == nanogpt["min_lr"] == pytest.approx(1e-4)
+    recipe = ("optimizer", "muon_lr", "muon_momentum", "muon_ns_steps", "init", "bias", "positions", "tie_embeddings")
+    assert [cpu[k] for k in recipe] == ["muon", 0.02, 0.9, 3, "pytorch", True, "rotary", False]
+    assert not nanogpt.keys() & set(recipe[:5]) and nanogpt["bias"] is False  # nanoGPT's defaults
+    size = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "dropout")
+    assert [cpu[k] for k in size] == [nanogpt[k] for k in size] == [4, 4, 128, 64, 12, 0.0]
+    schedule = ("max_iters", "warmup_iters", "learning_rate", "min_lr")
+    assert [nanogpt.get(k, LMTrainConfig.learning_rate) for k in schedule] == [2000, 100, 1e-3, pytest.approx(1e-4)]
+    assert [cpu[k] for k in schedule] == [900, 90, 1e-2, pytest.approx(1e-3)]  # in nanoGPT's time for its 2000
     assert char_lm.resolve_settings("gpt", "gpu", {}) == char_lm.resolve_settings("gpt", "nanogpt-gpu", {})
     assert char_lm.resolve_settings("gpt", "cpu", {"optimizer": "adamw"})["optimizer"] == "adamw"
 

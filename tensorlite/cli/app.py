@@ -279,8 +279,9 @@ CHAR_LM_OPTIONS = {
     "progress": (bool, _PROGRESS),
 }
 GPT_OPTIONS = {
-    "preset": (str, typer.Option("cpu", help="cpu: nanoGPT's CPU model size (4 layers, 128 wide, 2000 iterations) "
-                                             "trained with tensorlite's recipe (PyTorch's init, biases, Muon); "
+    "preset": (str, typer.Option("cpu", help="cpu: nanoGPT's CPU model size (4 layers, 128 wide) trained with "
+                                             "tensorlite's recipe (rotary positions, an untied head, Muon; 900 "
+                                             "iterations, in nanoGPT's time for its 2000); "
                                              "nanogpt-cpu: nanoGPT's CPU run exactly; nanogpt-gpu (and, for now, "
                                              "gpu): its GPU run (6 layers, 384 wide, block 256, dropout 0.2, 5000 "
                                              "iterations)")),
