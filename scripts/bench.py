@@ -400,7 +400,8 @@ def shakespeare(torch, rounds: int) -> None:
     report(f"Shakespeare GPT, nanoGPT's CPU run (`nanogpt-cpu`: {config.n_layer} layers, {config.n_head} heads, "
            f"{config.n_embd} wide, block {config.block_size}, batch {batch_size}), AdamW + clipping: {steps} "
            f"iterations, median of {rounds}; and tensorlite's `cpu` preset (the same size, bias={recipe_config.bias}, "
-           f"init={recipe_config.init!r}, positions={recipe_config.positions!r}, Muon + AdamW + clipping)",
+           f"init={recipe_config.init!r}, positions={recipe_config.positions!r}, "
+           f"tie_embeddings={recipe_config.tie_embeddings}, Muon + AdamW + clipping)",
            times, steps, "iter")
 
     peak_memory("gpt", "the GPT")
