@@ -347,8 +347,8 @@ def _sum(previous: Any, g: Any) -> Any:
         return SliceGrad(previous.xp, previous.shape, previous.dtype, previous.pieces + g.pieces)
     if isinstance(previous, SliceGrad):
         previous, g = g, previous
-    if isinstance(g, SliceGrad):
-        return g.add_into(previous.astype(g.xp.result_type(previous.dtype, g.dtype), copy=True))
+    if isinstance(g, SliceGrad):  # (asarray: NumPy's 0-d math hands back scalars)
+        return g.add_into(g.xp.asarray(previous).astype(g.xp.result_type(previous.dtype, g.dtype), copy=True))
     return previous + g
 
 

@@ -82,6 +82,10 @@ def test_the_pieces_of_a_split_meet_in_one_gradient(device: str) -> None:
     y[0:2].backward(tl.tensor([5.0, 6.0], device=device))
     y[1:].backward(tl.tensor([7.0, 8.0], device=device))
     np.testing.assert_array_equal(host(y.grad), [5.0, 13.0, 8.0])
+    s = leaf(2.0, device)  # 0-d: the whole tensor's gradient comes first, then the region's
+    t = s * 1.0
+    (t * 2 + t[()] * 3 + t[...] * 5).backward()
+    assert host(s.grad) == 10.0
 
 
 def test_anomaly_mode_sees_nan_in_an_indexed_region(device: str) -> None:
