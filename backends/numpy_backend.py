@@ -225,7 +225,10 @@ class NumpyBackend(Backend):
         """``numpy.broadcast_to`` in half its time or less for a contiguous ``x``: one ndarray over ``x``'s
         memory with stride 0 along the broadcast axes. NumPy's own function (a few microseconds of Python) is
         a tenth of a small graph's backward pass."""
-        strides = _broadcast_strides(x.shape, x.strides, tuple(shape)) if x.flags.c_contiguous else None
+        if x.size == 1 and x.ndim <= len(shape):  # a scalar's gradient spread over a whole tensor (sum, mean)
+            strides = (0,) * len(shape)
+        else:
+            strides = _broadcast_strides(x.shape, x.strides, tuple(shape)) if x.flags.c_contiguous else None
         if strides is None:
             return numpy.broadcast_to(x, shape)  # the general case, and numpy's error for shapes that do not fit
         view = numpy.ndarray(shape, x.dtype, x, 0, strides)
@@ -332,8 +335,10 @@ class NumpyBackend(Backend):
     def relu_backward(self, g: numpy.ndarray, out: numpy.ndarray) -> numpy.ndarray:
         """One compiled pass when ``g`` and ``out`` are float32 and laid out alike (as a ReLU between a convolution
         and a pooling has them); else the reference math, which is also quicker to call on small arrays."""
-        if out.size < 4096:
-            return g * (out > 0)  # the reference math, inline: this is most of a small ReLU's cost
+        if out.size < 4096:  # the reference math, inline: this is most of a small ReLU's cost
+            gx = (out > 0).astype(g.dtype)  # (a float mask times g: g * bool takes twice as long, casting as it goes)
+            gx *= g
+            return gx
         kernels = _float32_kernel(out)
         flat_g, flat_out = _flat(g), _flat(out)
         if kernels is None or flat_g is None or flat_out is None or g.strides != out.strides or g.dtype != out.dtype:

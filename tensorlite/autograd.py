@@ -274,10 +274,6 @@ class Function:
             return Tensor._make(out, device, True, fn)
         return Tensor._make(out, device, False, None)
 
-    def release(self) -> None:
-        """Drop the inputs and saved arrays so their memory can be freed."""
-        self.__dict__.clear()
-
 
 class RemovableHandle:
     """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` takes the hook off again."""
@@ -387,44 +383,55 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                     stack.append(parent)
             elif hooked is not None and getattr(inp, "_grad_hooks", None):
                 hooked[id(inp)] = hooked.get(id(inp), 0) + 1
-    # 2. Visit nodes once all their consumers have contributed (Kahn's algorithm), each under its device.
+    # 2. Visit nodes once all their consumers have contributed (Kahn's algorithm): run each node's backward and
+    #    hand each input's gradient on, to a leaf's ``.grad`` or to the node that made the input. A device's
+    #    scope is entered when the walk reaches its first node and left when the walk moves to another device.
+    #    (This loop is a small graph's whole backward: it is written out, not split into calls.)
     grads = {root_fn: grad}
     ready = [root_fn]
     check_nan = _anomaly_enabled and _anomaly_check_nan
-    while ready:
-        fn = ready.pop()
-        backend = fn.backend
-        if backend.scoped:
-            with backend.scope:
-                _visit(fn, grads, pending, ready, claimed, check_nan, hooked)
-        else:
-            _visit(fn, grads, pending, ready, claimed, check_nan, hooked)
-        if not retain_graph:
-            fn.release()
-
-
-def _visit(fn: Function, grads: dict, pending: dict, ready: list, claimed: set[int], check_nan: bool,
-           hooked: dict[int, int] | None) -> None:
-    """Run ``fn``'s backward and hand each input's gradient on: to a leaf's ``.grad``, or to the node that made
-    the input, which is ready once every consumer has handed it its part."""
-    output_grad = _array(grads.pop(fn))
-    input_grads = fn.backward(output_grad)
-    if check_nan:
-        _check_nan(fn, output_grad, input_grads)
-    for inp, g in zip(fn.inputs, input_grads):
-        if g is None or not getattr(inp, "_requires_grad", False):
-            continue
-        parent = inp._fn
-        if parent is None:
-            _accumulate(inp, _array(g), claimed)
-            if hooked and id(inp) in hooked:
-                _leaf_done(inp, hooked)
-            continue
-        previous = grads.get(parent)
-        grads[parent] = g if previous is None else _sum(previous, g)
-        pending[parent] -= 1
-        if pending[parent] == 0:
-            ready.append(parent)
+    scope = None  # the scope entered now
+    try:
+        while ready:
+            fn = ready.pop()
+            backend = fn.backend
+            if backend.scoped and backend.scope is not scope:
+                if scope is not None:
+                    scope.__exit__(None, None, None)
+                    scope = None
+                backend.scope.__enter__()
+                scope = backend.scope
+            output_grad = grads.pop(fn)
+            if type(output_grad) is SliceGrad:
+                output_grad = output_grad.array()
+            input_grads = fn.backward(output_grad)
+            if check_nan:
+                _check_nan(fn, output_grad, input_grads)
+            for inp, g in zip(fn.inputs, input_grads):
+                if g is None or not getattr(inp, "_requires_grad", False):
+                    continue
+                parent = inp._fn
+                if parent is None:
+                    _accumulate(inp, _array(g), claimed)
+                    if hooked and id(inp) in hooked:
+                        _leaf_done(inp, hooked)
+                elif parent in grads:
+                    grads[parent] = _sum(grads[parent], g)
+                    left = pending[parent] - 1
+                    pending[parent] = left
+                    if left == 0:
+                        ready.append(parent)
+                else:
+                    grads[parent] = g
+                    left = pending[parent] - 1
+                    pending[parent] = left
+                    if left == 0:
+                        ready.append(parent)
+            if not retain_graph:
+                fn.__dict__.clear()  # drop its inputs and saved arrays, so that their memory can be freed
+    finally:
+        if scope is not None:
+            scope.__exit__(None, None, None)
 
 
 def _check_nan(fn: Function, output_grad: Any, input_grads: tuple) -> None:
@@ -450,10 +457,11 @@ def _accumulate(leaf: Tensor, g: Any, claimed: set[int]) -> None:
         claimed.add(id(g))
         leaf.grad = Tensor._make(g, leaf._device, False, None)
     else:
-        leaf.grad._data = leaf.grad._data + g
+        g = leaf.grad._data + g
+        leaf.grad._data = g
     backend = leaf._device.backend
-    if not isinstance(leaf.grad._data, backend.array_type):  # NumPy returns scalars from 0-d math
-        leaf.grad._data = backend.xp.asarray(leaf.grad._data)
+    if not isinstance(g, backend.array_type):  # NumPy returns scalars from 0-d math
+        leaf.grad._data = backend.xp.asarray(g)
 
 
 from tensorlite.errors import device_mismatch  # noqa: E402

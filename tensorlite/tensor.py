@@ -325,7 +325,9 @@ class Tensor:
                 with backend.scope:
                     grad = backend.xp.ones(self.shape, dtype=self.dtype)
             else:
-                grad = backend.xp.asarray(1, dtype=self.dtype).reshape(self.shape)  # (xp.ones: 4x slower)
+                grad = backend.xp.asarray(1, dtype=self._data.dtype)  # (xp.ones: 4x slower)
+                if grad.shape != self._data.shape:
+                    grad = grad.reshape(self._data.shape)
         else:
             if isinstance(gradient, Tensor):
                 if gradient._device is not self._device:

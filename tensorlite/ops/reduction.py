@@ -32,6 +32,8 @@ def normalize_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...] | None:
 
 def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
     """``shape`` with the reduced axes set to 1 (the shape ``keepdim=True`` gives)."""
+    if axes is None:
+        return (1,) * len(shape)
     return tuple(1 if axes is None or i in axes else n for i, n in enumerate(shape))
 
 
