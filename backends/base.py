@@ -322,9 +322,23 @@ class Backend:
         self.xp.maximum(max_v, v, out=max_v)
         adam_param_(self.math, p, m, max_v, decay, bias2_sqrt, eps, step_size)
 
+    def sum_matrix(self, x: Array, axis: int) -> Array:
+        """The sums of a 2-D ``x`` along ``axis`` (0: each column's, 1: each row's): a bias's gradient."""
+        return x.sum(axis=axis)
+
     def relu_backward(self, g: Array, out: Array) -> Array:
         """The gradient of ReLU's input: ``g`` where its output ``out`` is positive, else 0."""
         return g * (out > 0)
+
+    def col2im(self, gcols: Array, padded_shape: tuple[int, int, int, int], kernel: tuple[int, int],
+               stride: tuple[int, int], dilation: tuple[int, int]) -> Array:
+        """A convolution's column gradient gcols (C, KH, KW, OH, OW, N) added back onto the padded input it was
+        read from: (C, Hp, Wp, N), batch innermost as gcols. One strided slice-add per kernel offset."""
+        c, kh, kw, oh, ow, n = gcols.shape
+        gpadded = self.xp.zeros((c, *padded_shape, n), dtype=gcols.dtype)
+        for i, j, rows, cols in window_slices(kernel, stride, dilation, (oh, ow)):
+            gpadded[:, rows, cols] += gcols[:, i, j]
+        return gpadded
 
     def max_pool2d(self, padded: Array, kernel: tuple[int, int], stride: tuple[int, int],
                    dilation: tuple[int, int], out_size: tuple[int, int]) -> tuple[Array, Any]:

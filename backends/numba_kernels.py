@@ -243,6 +243,24 @@ def adam_update(p, g, m, v, decay, one_minus_beta1, beta2, one_minus_beta2, step
 
 
 @numba.njit(**JIT)
+def col2im(gcols, stride, dilation, gpadded):
+    """gpadded (C, Hp, Wp, N) = the column gradient gcols (C, KH, KW, OH, OW, N) added back onto the input
+    positions each kernel offset read; one channel at a time, so that its sums stay in cache."""
+    channels, kh, kw, oh_size, ow_size, inner = gcols.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    for ch in range(channels):
+        gpadded[ch] = 0
+        for i in range(kh):
+            for j in range(kw):
+                for oh in range(oh_size):
+                    r = oh * sh + i * dh
+                    for ow in range(ow_size):
+                        c = ow * sw + j * dw
+                        for q in range(inner):
+                            gpadded[ch, r, c, q] += gcols[ch, i, j, oh, ow, q]
+
+
+@numba.njit(**JIT)
 def max_pool(x, kernel, stride, dilation, out, arg):
     """Max pooling of x (P, H, W, Q) over (H, W) windows into out (P, OH, OW, Q), and each window's first maximum
     as an offset i * KW + j in ``arg`` (uint8). P and Q are whatever the layout puts outside and inside (channels
@@ -271,10 +289,26 @@ def max_pool(x, kernel, stride, dilation, out, arg):
 @numba.njit(**JIT)
 def max_pool_backward(g, arg, kernel, stride, dilation, gx):
     """Adds each window's gradient g (P, OH, OW, Q) to the input position of its maximum in gx (P, H, W, Q),
-    which starts at zero."""
-    kw = kernel[1]
+    which starts at zero.
+
+    Windows that tile the input (stride = kernel, no dilation: MaxPool2d's default) write each position once, its
+    window's gradient or 0, a select that runs along memory; other windows scatter-add into a zeroed gx."""
+    kh, kw = kernel
     (sh, sw), (dh, dw) = stride, dilation
     planes, oh_size, ow_size, inner = g.shape
+    if (sh, sw) == (kh, kw) and (dh, dw) == (1, 1):
+        for p in range(planes):
+            gx[p, oh_size * kh:] = 0  # rows and columns past the last window
+            gx[p, :, ow_size * kw:] = 0
+            for oh in range(oh_size):
+                for ow in range(ow_size):
+                    for i in range(kh):
+                        for j in range(kw):
+                            offset = numpy.uint8(i * kw + j)
+                            r, c = oh * kh + i, ow * kw + j
+                            for q in range(inner):
+                                gx[p, r, c, q] = g[p, oh, ow, q] if arg[p, oh, ow, q] == offset else F32(0.0)
+        return
     gx[:] = 0
     for p in range(planes):
         for oh in range(oh_size):

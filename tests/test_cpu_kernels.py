@@ -206,11 +206,12 @@ def test_adam_kernel_agrees_with_the_reference_math(decay: float) -> None:
 
 
 @pytest.mark.parametrize("layout", ["nchw", "batch-innermost"])
-@pytest.mark.parametrize("kernel, stride, dilation", [((2, 2), (2, 2), (1, 1)), ((3, 3), (1, 2), (1, 1)),
-                                                      ((2, 3), (2, 1), (2, 1))])
+@pytest.mark.parametrize("kernel, stride, dilation", [((2, 2), (2, 2), (1, 1)), ((3, 3), (3, 3), (1, 1)),
+                                                      ((3, 3), (1, 2), (1, 1)), ((2, 3), (2, 1), (2, 1))])
 def test_max_pool_kernels_agree_with_the_reference_math(layout: str, kernel, stride, dilation) -> None:
     """Ties (values on a coarse lattice) go to the first maximum, NaN wins, -inf padding never does; overlapping
-    windows add their gradients; both memory orders; forward and backward equal the reference exactly."""
+    windows add their gradients, windows that tile the input (stride = kernel) leave the rows and columns past the
+    last window at zero; both memory orders; forward and backward equal the reference exactly."""
     rng = np.random.default_rng(6)
     x = rng.integers(-2, 3, (3, 4, 9, 10)).astype(np.float32)
     x[0, 0, 1, 1] = np.nan
@@ -228,6 +229,22 @@ def test_max_pool_kernels_agree_with_the_reference_math(layout: str, kernel, str
     ref_grad = Backend.max_pool2d_backward(CPU, g, ref_saved)
     finite = ~np.isnan(x)  # the reference math sends no gradient to a NaN maximum (NaN == NaN is false)
     np.testing.assert_allclose(ours_grad[finite], ref_grad[finite], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel, stride, dilation", [((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 1), (1, 2)),
+                                                      ((2, 2), (2, 2), (1, 1))])
+def test_col2im_kernel_agrees_with_the_reference_math(kernel, stride, dilation) -> None:
+    """Overlapping, strided, dilated and tiling windows; a non-contiguous column gradient takes the reference path."""
+    rng = np.random.default_rng(8)
+    padded_shape = (9, 10)
+    out_size = tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(padded_shape, kernel, stride, dilation))
+    gcols = rng.standard_normal((3, *kernel, *out_size, 5)).astype(np.float32)
+    ours = CPU.col2im(gcols, padded_shape, kernel, stride, dilation)
+    ref = Backend.col2im(CPU, gcols, padded_shape, kernel, stride, dilation)
+    assert ours.shape == ref.shape == (3, *padded_shape, 5)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-6)
+    strided = np.ascontiguousarray(gcols.transpose(5, 0, 1, 2, 3, 4)).transpose(1, 2, 3, 4, 5, 0)
+    np.testing.assert_array_equal(CPU.col2im(strided, padded_shape, kernel, stride, dilation), ref)
 
 
 def test_relu_backward_kernel_takes_any_shared_layout() -> None:

@@ -11,8 +11,8 @@ so the next convolution's im2col copies runs of OW * N contiguous elements, col2
 the same way, and pooling's strided slices read runs of N. NCHW inputs work too, a little slower.
 
 Backward reuses ``cols``: the weight gradient is ``grad @ cols.T``, the columns' gradient is
-``weight.T @ grad``, and col2im adds it back into the padded input with one strided slice-add
-per kernel offset (KH * KW iterations, no scatter).
+``weight.T @ grad``, and the backend's ``col2im`` adds it back into the padded input (the reference
+math: one strided slice-add per kernel offset, no scatter; NumPy: one compiled pass for float32).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 from tensorlite.amp.autocast_mode import cast_inputs
 from tensorlite.amp.autocast_mode import state as autocast
 from tensorlite.autograd import Function
-from tensorlite.backends.base import window_slices
 from tensorlite.tensor import Tensor
 
 Padding = int | tuple[int, ...] | str  # PyTorch's padding argument: sizes, "same" or "valid"
@@ -76,7 +75,7 @@ class Convolution(Function):
         if self.needs_grad(1):
             gw = xp.matmul(g2, self.cols.transpose(0, 2, 1)).reshape(self.weight_shape)
         if self.needs_grad(2):
-            gb = g2.reshape(o, -1).sum(axis=1)
+            gb = self.backend.sum_matrix(g2.reshape(o, -1), axis=1)
         if self.needs_grad(0):
             gx = self._col2im(xp.matmul(self.weight.transpose(0, 2, 1), g2))
         return gx, gw, gb
@@ -85,9 +84,7 @@ class Convolution(Function):
         """Add the columns' gradient (G, K/G, OH*OW*N) back into an input-shaped gradient (N, C, H, W)."""
         (n, c, h, w), (_, _, hp, wp), ((top, _), (left, _)), kernel, stride, dilation, out_size = self.geometry
         gcols = gcols.reshape(c, *kernel, *out_size, n)
-        gpadded = self.xp.zeros((c, hp, wp, n), dtype=gcols.dtype)  # batch innermost, as gcols
-        for i, j, rows, cols in window_slices(kernel, stride, dilation, out_size):
-            gpadded[:, rows, cols] += gcols[:, i, j]
+        gpadded = self.backend.col2im(gcols, (hp, wp), kernel, stride, dilation)  # (C, Hp, Wp, N), batch innermost
         return gpadded[:, top:top + h, left:left + w].transpose(3, 0, 1, 2)
 
 
