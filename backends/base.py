@@ -322,9 +322,9 @@ class Backend:
         self.xp.maximum(max_v, v, out=max_v)
         adam_param_(self.math, p, m, max_v, decay, bias2_sqrt, eps, step_size)
 
-    def sum_matrix(self, x: Array, axis: int) -> Array:
-        """The sums of a 2-D ``x`` along ``axis`` (0: each column's, 1: each row's): a bias's gradient."""
-        return x.sum(axis=axis)
+    def sum_rows(self, x: Array) -> Array:
+        """Each row's sum of a 2-D ``x`` (R, n) -> (R,): a convolution's bias gradient, over positions and batch."""
+        return x.sum(axis=1)
 
     def relu_backward(self, g: Array, out: Array) -> Array:
         """The gradient of ReLU's input: ``g`` where its output ``out`` is positive, else 0."""

@@ -75,7 +75,7 @@ class Convolution(Function):
         if self.needs_grad(1):
             gw = xp.matmul(g2, self.cols.transpose(0, 2, 1)).reshape(self.weight_shape)
         if self.needs_grad(2):
-            gb = self.backend.sum_matrix(g2.reshape(o, -1), axis=1)
+            gb = self.backend.sum_rows(g2.reshape(o, -1))
         if self.needs_grad(0):
             gx = self._col2im(xp.matmul(self.weight.transpose(0, 2, 1), g2))
         return gx, gw, gb
