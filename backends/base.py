@@ -326,6 +326,10 @@ class Backend:
         """Each row's sum of a 2-D ``x`` (R, n) -> (R,): a convolution's bias gradient, over positions and batch."""
         return x.sum(axis=1)
 
+    def relu(self, x: Array) -> Array:
+        """``max(x, 0)`` in ``x``'s dtype and memory order; NaN stays NaN."""
+        return self.xp.maximum(x, 0)
+
     def relu_backward(self, g: Array, out: Array) -> Array:
         """The gradient of ReLU's input: ``g`` where its output ``out`` is positive, else 0."""
         return g * (out > 0)

@@ -70,6 +70,14 @@ def _ones(n: int, dtype: numpy.dtype) -> numpy.ndarray:
     return ones
 
 
+@functools.lru_cache(maxsize=32)
+def _zero(dtype: numpy.dtype) -> numpy.ndarray:
+    """A read-only 0-d zero of ``dtype``: against it, NumPy need not work out a Python 0's type on every call."""
+    zero = numpy.zeros((), dtype)
+    zero.flags.writeable = False
+    return zero
+
+
 class RowStats(NamedTuple):
     """What the compiled layer_norm keeps for its backward: each row's mean and 1 / std, float32 (N,)."""
 
@@ -348,11 +356,15 @@ class NumpyBackend(Backend):
             return super().sum_rows(x)
         return x @ _ones(x.shape[1], x.dtype)
 
+    def relu(self, x: numpy.ndarray) -> numpy.ndarray:
+        """Against a zero of ``x``'s dtype: NumPy resolves a Python 0's type on every call, half a small ReLU's cost."""
+        return numpy.maximum(x, _zero(x.dtype))
+
     def relu_backward(self, g: numpy.ndarray, out: numpy.ndarray) -> numpy.ndarray:
         """One compiled pass when ``g`` and ``out`` are float32 and laid out alike (as a ReLU between a convolution
         and a pooling has them); else the reference math, which is also quicker to call on small arrays."""
         if out.size < 4096:  # the reference math, inline: this is most of a small ReLU's cost
-            gx = (out > 0).astype(g.dtype)  # (a float mask times g: g * bool takes twice as long, casting as it goes)
+            gx = (out > _zero(out.dtype)).astype(g.dtype)  # (a float mask times g: g * bool takes twice as long)
             gx *= g
             return gx
         kernels = _float32_kernel(out)

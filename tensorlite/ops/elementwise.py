@@ -223,7 +223,7 @@ class Sigmoid(Function):
 
 class Relu(Function):
     def forward(self, x):
-        self.out = self.xp.maximum(x, 0)  # keeps x's dtype and memory order; NaN stays NaN
+        self.out = self.backend.relu(x)  # keeps x's dtype and memory order; NaN stays NaN
         return self.out
 
     def backward(self, g):
