@@ -415,18 +415,12 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                     _accumulate(inp, _array(g), claimed)
                     if hooked and id(inp) in hooked:
                         _leaf_done(inp, hooked)
-                elif parent in grads:
-                    grads[parent] = _sum(grads[parent], g)
-                    left = pending[parent] - 1
-                    pending[parent] = left
-                    if left == 0:
-                        ready.append(parent)
-                else:
-                    grads[parent] = g
-                    left = pending[parent] - 1
-                    pending[parent] = left
-                    if left == 0:
-                        ready.append(parent)
+                    continue
+                grads[parent] = _sum(grads[parent], g) if parent in grads else g
+                left = pending[parent] - 1
+                pending[parent] = left
+                if left == 0:
+                    ready.append(parent)
             if not retain_graph:
                 fn.__dict__.clear()  # drop its inputs and saved arrays, so that their memory can be freed
     finally:

@@ -34,7 +34,7 @@ def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[in
     """``shape`` with the reduced axes set to 1 (the shape ``keepdim=True`` gives)."""
     if axes is None:
         return (1,) * len(shape)
-    return tuple(1 if axes is None or i in axes else n for i, n in enumerate(shape))
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
 def _count(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> int:
