@@ -247,6 +247,16 @@ def test_col2im_kernel_agrees_with_the_reference_math(kernel, stride, dilation) 
     np.testing.assert_array_equal(CPU.col2im(strided, padded_shape, kernel, stride, dilation), ref)
 
 
+def test_sum_rows_is_each_rows_sum_by_blas_or_numpy() -> None:
+    """Float rows through a product with ones (a convolution's bias gradient), other dtypes through NumPy's sum."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((32, 4000)).astype(np.float32)
+    np.testing.assert_allclose(CPU.sum_rows(x), x.astype(np.float64).sum(axis=1), rtol=1e-5, atol=1e-4)
+    assert CPU.sum_rows(x).dtype == np.float32 and CPU.sum_rows(x).shape == (32,)
+    ints = rng.integers(-5, 5, (3, 7))
+    np.testing.assert_array_equal(CPU.sum_rows(ints), ints.sum(axis=1))
+
+
 def test_relu_backward_kernel_takes_any_shared_layout() -> None:
     """C order, a transposed layout shared by g and out (the kernel), and mixed layouts (the reference math)."""
     rng = np.random.default_rng(7)
