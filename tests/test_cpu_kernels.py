@@ -146,6 +146,30 @@ def test_softmax_kernel_is_exact_on_a_wide_range() -> None:
         np.testing.assert_allclose(CPU.softmax(x), want, rtol=2e-6, atol=1e-9)
 
 
+def test_exp_kernel_is_exact_for_every_power_of_two() -> None:
+    """exp32(y) for y <= 0 writes 2^-m straight into a float's exponent bits: against float64 around every m
+    (0..126, y down to -87; the range reduction's error grows with m), with 0 below -87 and NaN through."""
+    exp32 = compiled_kernels().exp32
+    m = np.arange(127)
+    y = (-m[:, None] * math.log(2) + np.linspace(-0.35, 0.35, 15)).ravel()
+    y = np.concatenate([y[(y <= 0) & (y >= -87)], [0.0, -1e-30, -86.99]]).astype(np.float32)
+    ours, want = np.array([exp32(v) for v in y], dtype=np.float64), np.exp(y.astype(np.float64))
+    np.testing.assert_allclose(ours, want, rtol=3e-7, atol=0)
+    np.testing.assert_allclose(ours[y >= -20], want[y >= -20], rtol=1.1e-7, atol=0)  # a softmax's useful range
+    assert exp32(np.float32(-87.5)) == 0 and exp32(np.float32(-np.inf)) == 0 and np.isnan(exp32(np.float32(np.nan)))
+
+
+@pytest.mark.parametrize("n", [8, 19, 64])
+def test_softmax_kernel_finds_the_maximum_in_every_lane(n: int) -> None:
+    """The row maximum runs in eight interleaved lanes and a tail: put it at every position in turn, 80 above
+    the rest, where a missed maximum would send the exp polynomial out of its range (y > 0)."""
+    x = np.full((n, n), -40.0, np.float32) + np.random.default_rng(4).uniform(-1, 1, (n, n)).astype(np.float32)
+    x[np.arange(n), np.arange(n)] = 40.0
+    want = np.exp(x.astype(np.float64) - 40.0)
+    want /= want.sum(-1, keepdims=True)
+    np.testing.assert_allclose(CPU.softmax(x), want, rtol=2e-6, atol=1e-30)
+
+
 @pytest.mark.parametrize("affine", [True, False])
 def test_layer_norm_kernels_agree_with_the_reference_math(affine: bool) -> None:
     """Output and all three gradients to float32 rounding, rows of very different scales and offsets."""
