@@ -326,6 +326,10 @@ class Backend:
         """Each row's sum of a 2-D ``x`` (R, n) -> (R,): a convolution's bias gradient, over positions and batch."""
         return x.sum(axis=1)
 
+    def sum_columns(self, x: Array) -> Array:
+        """Each column's sum of a 2-D ``x`` (R, n) -> (n,): a linear layer's bias gradient, over the batch."""
+        return x.sum(axis=0)
+
     def relu(self, x: Array) -> Array:
         """``max(x, 0)`` in ``x``'s dtype and memory order; NaN stays NaN."""
         return self.xp.maximum(x, 0)

@@ -332,6 +332,18 @@ def max_pool_backward(g, arg, kernel, stride, dilation, gx):
                     gx[p, oh * sh + (k // kw) * dh, ow * sw + (k % kw) * dw, q] += g[p, oh, ow, q]
 
 
+@numba.njit(**IN_ORDER)
+def sum_columns(x, out):
+    """out (n,) = the sum of the rows of x (R, n), R >= 1, added one after another (as NumPy's reduction over the
+    outer axis adds them: the same bits), each row vectorised along its columns."""
+    rows, n = x.shape
+    for j in range(n):
+        out[j] = x[0, j]
+    for r in range(1, rows):
+        for j in range(n):
+            out[j] += x[r, j]
+
+
 @numba.njit(**JIT)
 def relu_backward(g, out, gx):
     """gx = g where the ReLU's output is positive, else 0 (flat float32 arrays in one memory order)."""

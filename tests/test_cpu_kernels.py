@@ -281,6 +281,23 @@ def test_sum_rows_is_each_rows_sum_by_blas_or_numpy() -> None:
     np.testing.assert_array_equal(CPU.sum_rows(ints), ints.sum(axis=1))
 
 
+def test_sum_columns_adds_the_rows_in_order() -> None:
+    """Float32 rows in C order through the kernel, bit for bit the rows added one after another (NumPy's own order,
+    so that results do not move); a single column (NumPy sums it pairwise), other layouts and dtypes through
+    NumPy's sum."""
+    rng = np.random.default_rng(10)
+    for shape in ((768, 384), (1, 5), (3, 2), (1000, 65)):
+        x = (rng.standard_normal(shape) * rng.uniform(0, 100, shape)).astype(np.float32)
+        in_order = x[0].copy()
+        for row in x[1:]:
+            in_order += row
+        np.testing.assert_array_equal(CPU.sum_columns(x), in_order)
+        np.testing.assert_allclose(CPU.sum_columns(x), x.astype(np.float64).sum(axis=0), rtol=1e-4, atol=1e-3)
+    for x in (rng.standard_normal((30, 20)).astype(np.float32).T, rng.integers(-5, 5, (3, 7)), np.zeros((0, 4)),
+              rng.standard_normal((400, 1)).astype(np.float32)):
+        np.testing.assert_array_equal(CPU.sum_columns(x), x.sum(axis=0))
+
+
 def test_relu_backward_kernel_takes_any_shared_layout() -> None:
     """C order, a transposed layout shared by g and out (the kernel), and mixed layouts (the reference math)."""
     rng = np.random.default_rng(7)

@@ -25,7 +25,7 @@ class Linear(Function):
         g2 = g.reshape(-1, g.shape[-1])  # (batch, out) with every leading dimension in the batch
         gx = (g2 @ weight).reshape(x.shape) if self.needs_grad(0) else None
         gw = g2.T @ x.reshape(-1, x.shape[-1]) if self.needs_grad(1) else None
-        gb = g2.sum(axis=0) if self.needs_grad(2) else None
+        gb = self.backend.sum_columns(g2) if self.needs_grad(2) else None
         return gx, gw, gb
 
 
