@@ -320,7 +320,8 @@ class SliceGrad:
 
     Without it, each piece of a split (``q, k, v = qkv.split(C, dim=2)``) is a full-size array of zeros with one
     region filled, and the engine adds the three: three allocations and two whole-array additions. Kept as
-    pieces, they meet in one array, allocated when the node that made ``x`` runs its backward."""
+    pieces, they meet in one array when the node that made ``x`` runs its backward: a split's pieces, which cover
+    it once side by side, by one concatenation; other regions added into zeros."""
 
     __slots__ = ("xp", "shape", "dtype", "pieces")
 
@@ -334,7 +335,34 @@ class SliceGrad:
         return out
 
     def array(self) -> Any:
+        axis = self._tiling_axis()
+        if axis is not None:  # a split's pieces side by side: one copy, no zeros to add them to
+            pieces = sorted(self.pieces, key=lambda item: item[0][-1].start)
+            return self.xp.concatenate([piece for _, piece in pieces], axis=axis)
         return self.add_into(self.xp.zeros(self.shape, dtype=self.dtype))
+
+    def _tiling_axis(self) -> int | None:
+        """The axis along which the pieces cover the gradient exactly once, side by side, each key being
+        ``(:, ..., :, lo:hi)`` as ``split`` and ``chunk`` cut it; None if they do not."""
+        first = self.pieces[0][0]
+        axis = len(first) - 1 if type(first) is tuple else -1
+        if not 0 <= axis < len(self.shape):
+            return None
+        edges = []
+        for key, piece in self.pieces:
+            cut = key[-1] if type(key) is tuple and len(key) == axis + 1 else None
+            if (type(cut) is not slice or type(cut.start) is not int or type(cut.stop) is not int
+                    or cut.step is not None or any(part != slice(None) for part in key[:-1])
+                    or piece.dtype != self.dtype or piece.shape[:axis] + piece.shape[axis + 1:]
+                    != self.shape[:axis] + self.shape[axis + 1:] or piece.shape[axis] != cut.stop - cut.start):
+                return None
+            edges.append((cut.start, cut.stop))
+        end = 0
+        for lo, hi in sorted(edges):
+            if lo != end:
+                return None
+            end = hi
+        return axis if end == self.shape[axis] else None
 
 
 def _sum(previous: Any, g: Any) -> Any:

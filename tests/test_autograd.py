@@ -88,6 +88,32 @@ def test_the_pieces_of_a_split_meet_in_one_gradient(device: str) -> None:
     assert host(s.grad) == 10.0
 
 
+def test_a_splits_pieces_are_joined_side_by_side(device: str) -> None:
+    """Pieces that cover the tensor once along one axis (split, chunk, in any order of use) are concatenated;
+    a gap, an overlap, a step or a dropped dimension falls back to adding them into zeros. Same gradients."""
+    x = leaf(np.arange(24.0).reshape(2, 12), device)
+    h = x * 1.0
+    a, b, c = h.split([5, 4, 3], dim=1)
+    ((c * 3).sum() + a.sum() + (b * 2).sum()).backward()
+    np.testing.assert_array_equal(host(x.grad), np.repeat([[1.0, 2.0, 3.0]], [5, 4, 3], axis=1).repeat(2, axis=0))
+    z = leaf(np.ones((4, 3)), device)
+    top, bottom = (z * 1.0).chunk(2, dim=0)
+    (bottom * 2).sum().backward()  # only one piece: a gap, so zeros above
+    np.testing.assert_array_equal(host(z.grad), [[0.0] * 3] * 2 + [[2.0] * 3] * 2)
+    from tensorlite.autograd import SliceGrad
+
+    def axis(*keys, shape=(4, 6)):
+        pieces = [(key, np.zeros(np.zeros(shape)[key].shape)) for key in keys]
+        return SliceGrad(np, shape, np.dtype(np.float64), pieces)._tiling_axis()
+
+    assert axis((slice(None), slice(3, 6)), (slice(None), slice(0, 3))) == 1
+    assert axis((slice(0, 4),)) == 0
+    assert axis((slice(None), slice(0, 3)), (slice(None), slice(2, 6))) is None  # an overlap
+    assert axis((slice(None), slice(0, 6, 2)),) is None  # a step
+    assert axis((slice(None, 2),), (slice(2, 4),)) is None  # an open start
+    assert axis((0, slice(0, 6)),) is None  # a dropped dimension
+
+
 def test_anomaly_mode_sees_nan_in_an_indexed_region(device: str) -> None:
     x = leaf([0.0, 1.0, 2.0], device)
     with tl.autograd.detect_anomaly(), pytest.raises(RuntimeError, match="'GetItemBackward' returned nan"):
