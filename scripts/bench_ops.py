@@ -2,7 +2,10 @@
 
 (a) per-op overhead: ``((a*b + c).relu().sum()).backward()`` on 4x4 float32, 10,000 iterations;
 (b) a large op: (1024x1024) @ (1024x1024) float32 forward + backward, also against raw NumPy
-    doing the same three matrix products.
+    doing the same three matrix products;
+(c) with ``--two-cores``: why tensorlite's compiled kernels run on one core. Exact GELU on 393k elements
+    on one core and split in two halves over Numba's threads, alone and right after a two-thread BLAS
+    product, which is where a model runs it (OpenBLAS's worker spins on the second core after each product).
 
 Rounds alternate between frameworks (this machine is noisy); medians and ratios are printed, with the
 CPU kind and NumPy's BLAS kernel. ``--cpu avx2`` reruns with both libraries forced down to AVX2.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 from benchlib import add_cpu_option, alternate, apply_cpu_option, blas_summary, cpu_summary, kernels_summary
@@ -63,6 +67,58 @@ def matmul_torch(torch, n: int) -> float:
     return time.perf_counter() - start
 
 
+def two_core_kernels(calls: int, rounds: int) -> None:
+    """(c): microseconds per call of each case, the median of ``rounds`` rounds of ``calls`` calls."""
+    from tensorlite.backends.numpy_backend import compiled_kernels
+
+    kernels = compiled_kernels()
+    if kernels is None:
+        print("\n(c) skipped: the compiled CPU kernels are off (no Numba, or TENSORLITE_CPU_KERNELS=0)")
+        return
+    import numba
+
+    gelu = kernels.gelu
+
+    @numba.njit(parallel=True, nogil=True)
+    def gelu_two_halves(x, out):  # the same compiled kernel on each half, one half per thread
+        half = x.size // 2
+        for part in numba.prange(2):
+            lo, hi = part * half, x.size if part else half
+            gelu(x[lo:hi], out[lo:hi])
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(768 * 512, dtype=np.float32)  # the MLP activation of a (12, 64, 128) GPT batch
+    out = np.empty_like(x)
+    a, b = rng.standard_normal((768, 128), dtype=np.float32), rng.standard_normal((128, 512), dtype=np.float32)
+    cases = {
+        "one core": lambda: gelu(x, out),
+        "two halves": lambda: gelu_two_halves(x, out),
+        "BLAS product (768x128 @ 128x512)": lambda: a @ b,
+        "BLAS product, then one core": lambda: (a @ b, gelu(x, out)),
+        "BLAS product, then two halves": lambda: (a @ b, gelu_two_halves(x, out)),
+    }
+    for run in cases.values():
+        run()  # compile and warm up
+
+    def timed(run: Callable[[], object]) -> Callable[[], float]:
+        def repeat() -> float:
+            start = time.perf_counter()
+            for _ in range(calls):
+                run()
+            return (time.perf_counter() - start) / calls
+
+        return repeat
+
+    t = alternate({name: timed(run) for name, run in cases.items()}, rounds)
+    print(f"\n(c) exact GELU on {x.size} float32 elements, one core or two (Numba's {numba.threading_layer()} "
+          f"threads), {calls} calls, median of {rounds} rounds")
+    for name, seconds in t.items():
+        print(f"    {name:<34} {seconds * 1e6:8.1f} us")
+    product = t["BLAS product (768x128 @ 128x512)"]
+    print(f"    after a BLAS product, the kernel takes {(t['BLAS product, then one core'] - product) * 1e6:.1f} us on "
+          f"one core and {(t['BLAS product, then two halves'] - product) * 1e6:.1f} us on two")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=10_000, help="small-graph iterations per round")
@@ -70,6 +126,8 @@ def main() -> None:
     parser.add_argument("--matmul-rounds", type=int, default=15)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch (tensorlite and NumPy only)")
+    parser.add_argument("--two-cores", action="store_true",
+                        help="also (c): a compiled kernel on one core or two, alone and after a BLAS product")
     add_cpu_option(parser)
     args = parser.parse_args()
     apply_cpu_option(args)
@@ -110,6 +168,8 @@ def main() -> None:
     if torch:
         print(f"    ratio tensorlite/torch = {t['tensorlite'] / t['torch']:.2f}   "
               f"(numpy/torch = {t['numpy'] / t['torch']:.2f}: the BLAS libraries differ)")
+    if args.two_cores:
+        two_core_kernels(calls=100, rounds=args.rounds)
 
 
 if __name__ == "__main__":

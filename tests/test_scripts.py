@@ -23,6 +23,16 @@ def test_bench_ops_prints_the_ratio():
     assert "torch" not in out.stdout  # --no-torch
 
 
+def test_bench_ops_two_cores_compares_a_kernel_on_one_core_and_two():
+    out = subprocess.run([sys.executable, str(SCRIPTS / "bench_ops.py"), "--no-torch", "--iterations", "20",
+                          "--rounds", "1", "--matmul-rounds", "1", "--size", "32", "--two-cores"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    if "(c) skipped: the compiled CPU kernels are off" not in out.stdout:  # without Numba, (c) says why
+        assert re.search(r"after a BLAS product, the kernel takes -?\d+\.\d us on one core and -?\d+\.\d us on two",
+                         out.stdout), out.stdout
+
+
 def val_loss(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPTS / "val_loss.py"), "--eval-iters", "2", *args],
                           capture_output=True, text=True, timeout=300, cwd=cwd)
