@@ -348,13 +348,15 @@ class SliceGrad:
         axis = len(first) - 1 if type(first) is tuple else -1
         if not 0 <= axis < len(self.shape):
             return None
+        whole, others = (slice(None),) * axis, self.shape[:axis] + self.shape[axis + 1:]
         edges = []
         for key, piece in self.pieces:
-            cut = key[-1] if type(key) is tuple and len(key) == axis + 1 else None
-            if (type(cut) is not slice or type(cut.start) is not int or type(cut.stop) is not int
-                    or cut.step is not None or any(part != slice(None) for part in key[:-1])
-                    or piece.dtype != self.dtype or piece.shape[:axis] + piece.shape[axis + 1:]
-                    != self.shape[:axis] + self.shape[axis + 1:] or piece.shape[axis] != cut.stop - cut.start):
+            if type(key) is not tuple or len(key) != axis + 1 or key[:-1] != whole or piece.dtype != self.dtype:
+                return None
+            cut = key[-1]
+            if type(cut) is not slice or cut.step is not None or not type(cut.start) is type(cut.stop) is int:
+                return None
+            if piece.shape[:axis] + piece.shape[axis + 1:] != others or piece.shape[axis] != cut.stop - cut.start:
                 return None
             edges.append((cut.start, cut.stop))
         end = 0
