@@ -267,12 +267,16 @@ class Function:
             if not isinstance(out, backend.array_type):  # NumPy returns scalars from 0-d math
                 out = backend.xp.asarray(out)
         # Only floating outputs carry gradients (an int cast or a comparison ends the graph).
+        t = object.__new__(Tensor)  # Tensor._make, written out: this is every op's path
+        t._data, t._device, t.grad = out, device, None
         if requires_grad and _grad_enabled and cls.differentiable and out.dtype.kind == "f":
             fn.inputs = args
             if _anomaly_enabled:
                 fn.forward_trace = _forward_trace()
-            return Tensor._make(out, device, True, fn)
-        return Tensor._make(out, device, False, None)
+            t._requires_grad, t._fn = True, fn
+        else:
+            t._requires_grad, t._fn = False, None
+        return t
 
 
 class RemovableHandle:
@@ -442,7 +446,7 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                     continue
                 parent = inp._fn
                 if parent is None:
-                    _accumulate(inp, _array(g), claimed)
+                    _accumulate(inp, g.array() if type(g) is SliceGrad else g, claimed)
                     if hooked and id(inp) in hooked:
                         _leaf_done(inp, hooked)
                     continue

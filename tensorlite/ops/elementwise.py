@@ -34,7 +34,7 @@ class _Binary(Function):
     """A broadcasting binary op: remembers input shapes, explains shape errors."""
 
     def forward(self, a: Any, b: Any) -> Any:
-        self.a_shape, self.b_shape = _shape(a), _shape(b)
+        self.a_shape, self.b_shape = getattr(a, "shape", ()), getattr(b, "shape", ())  # _shape, inline (hot path)
         try:
             return self.compute(a, b)
         except ValueError as exc:
