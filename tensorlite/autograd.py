@@ -266,9 +266,9 @@ class Function:
             out = fn.forward(*arrays, **params)
             if not isinstance(out, backend.array_type):  # NumPy returns scalars from 0-d math
                 out = backend.xp.asarray(out)
-        # Only floating outputs carry gradients (an int cast or a comparison ends the graph).
         t = object.__new__(Tensor)  # Tensor._make, written out: this is every op's path
         t._data, t._device, t.grad = out, device, None
+        # Only floating outputs carry gradients (an int cast or a comparison ends the graph).
         if requires_grad and _grad_enabled and cls.differentiable and out.dtype.kind == "f":
             fn.inputs = args
             if _anomaly_enabled:
