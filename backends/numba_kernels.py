@@ -137,32 +137,37 @@ def max8(x, r):
     return larger(larger(larger(m0, m1), larger(m2, m3)), larger(larger(m4, m5), larger(m6, m7)))
 
 
+@numba.njit(inline="always", **JIT)
+def softmax_row(x, out, r, scale, mask, empty_rows_zero):
+    """Row r of ``softmax_rows``: read once from memory, its three passes (max, exp and sum, scale) in cache."""
+    n = x.shape[1]
+    m = r % mask.shape[0]
+    for j in range(n):
+        out[r, j] = x[r, j] * scale + mask[m, j]
+    row_max = max8(out, r)
+    if empty_rows_zero and row_max < FLOAT32_MIN:
+        row_max = FLOAT32_MIN  # all -inf: exp(-inf - finite) = 0, not NaN
+    total = F32(0.0)
+    for j in range(n):
+        e = exp32(out[r, j] - row_max)
+        out[r, j] = e
+        total += e
+    if empty_rows_zero and total < ONE:  # a row with a visible score sums to >= 1
+        total = ONE
+    inv = ONE / total
+    for j in range(n):
+        out[r, j] *= inv
+
+
 @numba.njit(**JIT)
 def softmax_rows(x, out, scale, mask, empty_rows_zero):
     """out[r] = softmax(scale * x[r] + mask[r % L]) for each row r of x (R, n); mask (L, n) (zeros (1, n) for none).
 
     ``empty_rows_zero``: a row with no finite score gets zeros (attention's rule) instead of NaN. ``out`` may
-    be ``x``. Each row is read once from memory; its three passes (max, exp and sum, scale) run in cache.
+    be ``x``.
     """
-    rows, n = x.shape
-    period = mask.shape[0]
-    for r in range(rows):
-        m = r % period
-        for j in range(n):
-            out[r, j] = x[r, j] * scale + mask[m, j]
-        row_max = max8(out, r)
-        if empty_rows_zero and row_max < FLOAT32_MIN:
-            row_max = FLOAT32_MIN  # all -inf: exp(-inf - finite) = 0, not NaN
-        total = F32(0.0)
-        for j in range(n):
-            e = exp32(out[r, j] - row_max)
-            out[r, j] = e
-            total += e
-        if empty_rows_zero and total < ONE:  # a row with a visible score sums to >= 1
-            total = ONE
-        inv = ONE / total
-        for j in range(n):
-            out[r, j] *= inv
+    for r in range(x.shape[0]):
+        softmax_row(x, out, r, scale, mask, empty_rows_zero)
 
 
 @numba.njit(**JIT)
