@@ -54,8 +54,28 @@ def compiled_kernels_status() -> str:
         return "off (Numba is not installed: pip install 'tensorlite[fast]'): the reference NumPy math"
     import numba
 
+    from . import blas_threads
+
+    threads = blas_threads.threads()
+    split = (f"; from {PARALLEL_MIN} elements GELU, softmax and Adam split over {threads} of OpenBLAS's threads"
+             if threads > 1 else "")
     return (f"on (Numba {numba.__version__}): GELU, softmax, LayerNorm, Adam, max pooling, col2im, bias sums in one "
-            "pass each")
+            f"pass each{split}")
+
+
+PARALLEL_MIN = 1 << 15  # elements: exact GELU on 2^15 takes 19 us on one core; split, the parts take 10 each
+
+
+def _split(kind: str, size: int, arrays: tuple[numpy.ndarray, ...], scalars: tuple[float, ...] = (),
+           shape: tuple[int, ...] = (), units: int | None = None) -> bool:
+    """Whether kernel ``kind`` ran over OpenBLAS's threads (``backends/blas_threads.py``: the same bits as on one
+    core), for work of ``size`` >= PARALLEL_MIN elements; if not, the caller runs the kernel itself. ``units``: what
+    is split, elements (the default, ``size``), rows or columns."""
+    if size < PARALLEL_MIN:
+        return False
+    from . import blas_threads  # on the first large kernel: small models never load it
+
+    return blas_threads.split(getattr(blas_threads, kind), size if units is None else units, arrays, scalars, shape)
 
 
 def _float32_kernel(x: numpy.ndarray) -> ModuleType | None:
@@ -258,7 +278,9 @@ class NumpyBackend(Backend):
         if kernels is None:
             return super().gelu(x, approximate)
         out = numpy.empty(x.shape, numpy.float32)
-        (kernels.gelu_tanh if approximate == "tanh" else kernels.gelu)(x.ravel(), out.reshape(-1))
+        x_flat, out_flat = x.ravel(), out.reshape(-1)
+        if not _split("GELU_TANH" if approximate == "tanh" else "GELU", x.size, (x_flat, out_flat)):
+            (kernels.gelu_tanh if approximate == "tanh" else kernels.gelu)(x_flat, out_flat)
         return out, None
 
     def gelu_backward(self, g: numpy.ndarray, x: numpy.ndarray, saved: Any, approximate: str) -> numpy.ndarray:
@@ -266,8 +288,9 @@ class NumpyBackend(Backend):
             return super().gelu_backward(g, x, saved, approximate)
         kernels = _float32_kernel(x)
         out = numpy.empty(x.shape, numpy.float32)
-        kernel = kernels.gelu_tanh_backward if approximate == "tanh" else kernels.gelu_backward
-        kernel(numpy.ravel(g.astype(numpy.float32, copy=False)), x.ravel(), out.reshape(-1))
+        arrays = (numpy.ravel(g.astype(numpy.float32, copy=False)), x.ravel(), out.reshape(-1))
+        if not _split("GELU_TANH_BACKWARD" if approximate == "tanh" else "GELU_BACKWARD", x.size, arrays):
+            (kernels.gelu_tanh_backward if approximate == "tanh" else kernels.gelu_backward)(*arrays)
         return out
 
     def softmax(self, x: numpy.ndarray, scale: float = 1.0, mask: numpy.ndarray | None = None,
@@ -280,7 +303,10 @@ class NumpyBackend(Backend):
         if rows_mask is None or not x.flags.c_contiguous or (out is not None and not out.flags.c_contiguous):
             return super().softmax(x, scale, mask, empty_rows_zero, out)
         out = numpy.empty(x.shape, numpy.float32) if out is None else out
-        kernels.softmax_rows(x.reshape(-1, n), out.reshape(-1, n), numpy.float32(scale), rows_mask, empty_rows_zero)
+        x2, out2 = x.reshape(-1, n), out.reshape(-1, n)
+        if not _split("SOFTMAX", x.size, (x2, out2, rows_mask), (scale, empty_rows_zero),
+                      (*x2.shape, rows_mask.shape[0]), units=x2.shape[0]):
+            kernels.softmax_rows(x2, out2, numpy.float32(scale), rows_mask, empty_rows_zero)
         return out
 
     def rotary(self, x: numpy.ndarray, cos: numpy.ndarray, sin: numpy.ndarray, inverse: bool = False
@@ -344,10 +370,11 @@ class NumpyBackend(Backend):
         if kernels is None or max_v is not None or not all(a.flags.c_contiguous for a in (p, g, m, v)):
             return super().adam_update(p, g, m, v, lr=lr, beta1=beta1, beta2=beta2, eps=eps, step=step, decay=decay,
                                        max_v=max_v)
-        f32 = numpy.float32
-        kernels.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), f32(decay), f32(1 - beta1),
-                            f32(beta2), f32(1 - beta2), f32(lr / (1 - beta1**step)), f32((1 - beta2**step) ** 0.5),
-                            f32(eps))
+        arrays = (p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1))
+        scalars = tuple(numpy.float32(a) for a in (decay, 1 - beta1, beta2, 1 - beta2, lr / (1 - beta1**step),
+                                                   (1 - beta2**step) ** 0.5, eps))
+        if not _split("ADAM", p.size, arrays, scalars):
+            kernels.adam_update(*arrays, *scalars)
 
     def sum_rows(self, x: numpy.ndarray) -> numpy.ndarray:
         """A product with a vector of ones: BLAS's matrix-vector product reads long rows at full speed, where

@@ -1,0 +1,141 @@
+"""Large compiled kernels split over OpenBLAS's threads (backends/blas_threads.py): the same bits as on one core,
+each element once, never past an array, and one core where the split is unavailable or switched off."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tensorlite.backends.numpy_backend import PARALLEL_MIN, NumpyBackend
+
+pytest.importorskip("numba", reason="the compiled kernels need Numba: pip install -e '.[fast]'")
+from tensorlite.backends import blas_threads  # noqa: E402 (needs Numba)
+
+CPU = NumpyBackend()
+
+
+def splits_here() -> bool:
+    """Whether this machine should split: Linux, NumPy's bundled scipy-openblas, more than one BLAS thread."""
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    return sys.platform == "linux" and blas["name"].startswith("scipy-openblas") and (os.cpu_count() or 1) > 1
+
+
+needs_split = pytest.mark.skipif(not splits_here(), reason="splits only over NumPy's bundled OpenBLAS on Linux")
+
+
+@needs_split
+def test_the_probe_passes_where_numpy_bundles_openblas() -> None:
+    assert blas_threads.threads() >= 2, "blas_level1_thread failed the probe: the kernels run on one core"
+
+
+@needs_split
+@pytest.mark.parametrize("units", [1, 2, 3, 1001, PARALLEL_MIN + 7])
+def test_each_unit_goes_to_exactly_one_part(units: int) -> None:
+    marks = np.zeros(units, np.float32)
+    assert blas_threads.split(blas_threads.PROBE, units, (marks,))
+    np.testing.assert_array_equal(marks, 1)
+
+
+def run_part(table: np.ndarray, start: int, count: int) -> None:
+    """Call the compiled job as OpenBLAS does, for units start:start + count."""
+    job = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 3, ctypes.c_float, *[ctypes.c_int64] * 7)
+    job(blas_threads.run_part.address)(count, 0, 0, 0.0, start << 2, 1, 0, 1, table.ctypes.data, 0, 0)
+
+
+def test_a_part_outside_the_arrays_writes_nothing() -> None:
+    marks = np.zeros(16, np.float32)
+    table = blas_threads._table(blas_threads.PROBE, 10, (marks,))  # 10 units of 16
+    run_part(table, 0, 10)
+    run_part(table, 5, 6)  # one past the end
+    run_part(table, -1, 2)
+    run_part(table, 3, -1)
+    np.testing.assert_array_equal(marks, [1] * 10 + [0] * 6)
+
+
+def causal(n: int) -> np.ndarray:
+    return np.triu(np.full((n, n), -np.inf, np.float32), 1)
+
+
+def kernels_case(size: int) -> dict[str, object]:
+    rng = np.random.default_rng(size)
+    x, g = rng.standard_normal((2, size), dtype=np.float32) * 3
+    x[:5] = [np.nan, np.inf, -np.inf, 0.0, -9.0]
+    scores = rng.standard_normal((size // 64, 64), dtype=np.float32)
+    scores[1] = -np.inf  # a row with no visible key
+    heads = scores[: len(scores) // 256 * 256].reshape(-1, 4, 64, 64)  # (B, nh, T, T)
+    threes = scores[: len(scores) // 3 * 3, :60].reshape(-1, 3, 60)
+    return {
+        "gelu": lambda: CPU.gelu(x, "none")[0],
+        "gelu tanh": lambda: CPU.gelu(x, "tanh")[0],
+        "gelu backward": lambda: CPU.gelu_backward(g, x, None, "none"),
+        "gelu tanh backward": lambda: CPU.gelu_backward(g, x, None, "tanh"),
+        "causal softmax": lambda: CPU.softmax(heads, 0.3, causal(64), True),
+        "softmax, mask of 3 rows": lambda: CPU.softmax(threes, 1.0, -np.abs(g[:180]).reshape(3, 60)),
+        "adam": lambda: adam_steps(x, g),
+    }
+
+
+def adam_steps(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    p, m, v = x.copy(), np.zeros_like(x), np.zeros_like(x)
+    for step in (1, 2, 3):
+        CPU.adam_update(p, g, m, v, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, step=step, decay=0.99)
+    return np.stack([p, m, v])
+
+
+@needs_split
+@pytest.mark.parametrize("size", [PARALLEL_MIN * 4, PARALLEL_MIN * 3 + 64 * 7])
+def test_split_kernels_give_the_bits_of_one_core(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    split = blas_threads.split
+    monkeypatch.setattr(blas_threads, "split", lambda kind, *a, **k: calls.append(kind) or split(kind, *a, **k))
+    split_results = {name: run() for name, run in kernels_case(size).items()}
+    assert set(calls) >= {blas_threads.GELU, blas_threads.GELU_TANH, blas_threads.GELU_BACKWARD,
+                          blas_threads.GELU_TANH_BACKWARD, blas_threads.SOFTMAX, blas_threads.ADAM}
+    monkeypatch.setattr(blas_threads, "threads", lambda: 1)
+    for name, run in kernels_case(size).items():
+        np.testing.assert_array_equal(split_results[name], run(), err_msg=name)
+
+
+def test_arrays_that_are_not_contiguous_float32_stay_on_one_core() -> None:
+    x = np.zeros((PARALLEL_MIN, 2), np.float32)
+    assert not blas_threads.split(blas_threads.PROBE, PARALLEL_MIN, (x[:, 0],))
+    assert not blas_threads.split(blas_threads.PROBE, PARALLEL_MIN, (np.zeros(PARALLEL_MIN),))
+    assert not x.any()
+
+
+SCRIPT = """
+import os, threading, numpy as np
+from tensorlite.backends.numpy_backend import NumpyBackend
+from tensorlite.backends import blas_threads
+cpu, x = NumpyBackend(), np.random.default_rng(0).standard_normal(1 << 17, dtype=np.float32)
+want = cpu.gelu(x, "none")[0]
+print("threads", blas_threads.threads())
+results = []
+def work():
+    results.extend(np.array_equal(cpu.gelu(x, "none")[0], want) for _ in range(50))
+workers = [threading.Thread(target=work) for _ in range(4)]
+for w in workers: w.start()
+for w in workers: w.join()
+print("concurrent", all(results) and len(results) == 200)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if np.array_equal(cpu.gelu(x, "none")[0], want) else 1)
+print("child", os.waitpid(pid, 0)[1] == 0)
+"""
+
+
+@needs_split
+def test_concurrent_callers_and_a_forked_child_get_the_same_results() -> None:
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["threads", str(blas_threads.threads()), "concurrent", "True", "child", "True"]
+
+
+def test_the_switch_keeps_the_kernels_on_one_core() -> None:
+    code = "from tensorlite.backends import blas_threads; print(blas_threads.threads())"
+    env = {**os.environ, "TENSORLITE_CPU_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "1"
