@@ -3,9 +3,10 @@
 (a) per-op overhead: ``((a*b + c).relu().sum()).backward()`` on 4x4 float32, 10,000 iterations;
 (b) a large op: (1024x1024) @ (1024x1024) float32 forward + backward, also against raw NumPy
     doing the same three matrix products;
-(c) with ``--two-cores``: why tensorlite's compiled kernels run on one core. Exact GELU on 393k elements
-    on one core and split in two halves over Numba's threads, alone and right after a two-thread BLAS
-    product, which is where a model runs it (OpenBLAS's worker spins on the second core after each product).
+(c) with ``--two-cores``: how tensorlite's compiled kernels use the second core. Exact GELU on 393k elements
+    on one core, split in two halves over Numba's threads, and split over OpenBLAS's own threads
+    (``backends/blas_threads.py``), alone and right after a two-thread BLAS product, which is where a model
+    runs it (OpenBLAS's worker spins on the second core after each product, in Numba's threads' way).
 
 Rounds alternate between frameworks (this machine is noisy); medians and ratios are printed, with the
 CPU kind and NumPy's BLAS kernel. ``--cpu avx2`` reruns with both libraries forced down to AVX2.
@@ -86,9 +87,15 @@ def two_core_kernels(calls: int, rounds: int) -> None:
             lo, hi = part * half, x.size if part else half
             gelu(x[lo:hi], out[lo:hi])
 
+    from tensorlite.backends import blas_threads
+
     rng = np.random.default_rng(0)
     x = rng.standard_normal(768 * 512, dtype=np.float32)  # the MLP activation of a (12, 64, 128) GPT batch
     out = np.empty_like(x)
+
+    def gelu_on_openblas_threads() -> None:
+        if not blas_threads.split(blas_threads.GELU, x.size, (x, out)):
+            gelu(x, out)
     a, b = rng.standard_normal((768, 128), dtype=np.float32), rng.standard_normal((128, 512), dtype=np.float32)
     cases = {
         "one core": lambda: gelu(x, out),
@@ -96,6 +103,8 @@ def two_core_kernels(calls: int, rounds: int) -> None:
         "BLAS product (768x128 @ 128x512)": lambda: a @ b,
         "BLAS product, then one core": lambda: (a @ b, gelu(x, out)),
         "BLAS product, then two halves": lambda: (a @ b, gelu_two_halves(x, out)),
+        "OpenBLAS's threads": gelu_on_openblas_threads,
+        "BLAS product, then OpenBLAS's": lambda: (a @ b, gelu_on_openblas_threads()),
     }
     for run in cases.values():
         run()  # compile and warm up
@@ -115,8 +124,10 @@ def two_core_kernels(calls: int, rounds: int) -> None:
     for name, seconds in t.items():
         print(f"    {name:<34} {seconds * 1e6:8.1f} us")
     product = t["BLAS product (768x128 @ 128x512)"]
-    print(f"    after a BLAS product, the kernel takes {(t['BLAS product, then one core'] - product) * 1e6:.1f} us on "
-          f"one core and {(t['BLAS product, then two halves'] - product) * 1e6:.1f} us on two")
+    one, halves, shared = (t[f"BLAS product, then {name}"] - product for name in ("one core", "two halves",
+                                                                                    "OpenBLAS's"))
+    print(f"    after a BLAS product, the kernel takes {one * 1e6:.1f} us on one core, {halves * 1e6:.1f} us on two "
+          f"of Numba's threads and {shared * 1e6:.1f} us on {blas_threads.threads()} of OpenBLAS's")
 
 
 def main() -> None:
