@@ -330,6 +330,10 @@ class Backend:
         """Each column's sum of a 2-D ``x`` (R, n) -> (n,): a linear layer's bias gradient, over the batch."""
         return x.sum(axis=0)
 
+    def add_rows(self, out: Array, v: Array) -> None:
+        """``out`` (R, n) += ``v`` (n,) on every row, in place: a linear layer's bias."""
+        out += v
+
     def relu(self, x: Array) -> Array:
         """``max(x, 0)`` in ``x``'s dtype and memory order; NaN stays NaN."""
         return self.xp.maximum(x, 0)

@@ -33,7 +33,7 @@ from . import numba_kernels as k
 F32 = numpy.float32
 
 # What run_part computes: the kernels that pay for a split (measured in docs/benchmarks.md), by elements or rows.
-PROBE, GELU, GELU_BACKWARD, GELU_TANH, GELU_TANH_BACKWARD, ADAM, SOFTMAX = range(7)
+PROBE, GELU, GELU_BACKWARD, GELU_TANH, GELU_TANH_BACKWARD, ADAM, SOFTMAX, ADD_ROWS = range(8)
 # The table run_part reads its work from (int64): kind, units to split, the 2-D arrays' shape and the rows of a
 # softmax's mask, four arrays' addresses, then eight float32 scalar arguments in the last four entries.
 KIND, UNITS, ROWS, COLUMNS, MASK_ROWS, ARRAYS, SCALARS = 0, 1, 2, 3, 4, 5, 9
@@ -108,6 +108,11 @@ def run_part(m, n, k_, alpha, a, lda, b, ldb, c, ldc, buffer):  # noqa: ARG001 (
         mask = matrix(table, 2, table[MASK_ROWS])
         for r in range(lo, hi):
             k.softmax_row(x, out, r, s[0], mask, s[1] != 0)
+    elif kind == ADD_ROWS:
+        out, v = matrix(table, 0, table[ROWS]), vector(table, 1, 0, table[COLUMNS])
+        for r in range(lo, hi):
+            for j in range(v.size):
+                out[r, j] += v[j]
 
 
 class _OpenBLAS:

@@ -395,6 +395,12 @@ class NumpyBackend(Backend):
         kernels.sum_columns(x, out)
         return out
 
+    def add_rows(self, out: numpy.ndarray, v: numpy.ndarray) -> None:
+        """Over OpenBLAS's threads from PARALLEL_MIN float32 elements (one add per element: the same bits)."""
+        fits = out.ndim == 2 and v.shape == out.shape[1:]
+        if not (fits and _split("ADD_ROWS", out.size, (out, v), shape=out.shape, units=out.shape[0])):
+            out += v
+
     def relu(self, x: numpy.ndarray) -> numpy.ndarray:
         """Against a zero of ``x``'s dtype: NumPy resolves a Python 0's type on every call, half a small ReLU's cost."""
         return numpy.maximum(x, _zero(x.dtype))

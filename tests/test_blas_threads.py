@@ -76,7 +76,14 @@ def kernels_case(size: int) -> dict[str, object]:
         "causal softmax": lambda: CPU.softmax(heads, 0.3, causal(64), True),
         "softmax, mask of 3 rows": lambda: CPU.softmax(threes, 1.0, -np.abs(g[:180]).reshape(3, 60)),
         "adam": lambda: adam_steps(x, g),
+        "bias": lambda: add_rows(scores, g[:64]),
     }
+
+
+def add_rows(rows: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    out = rows.copy()
+    CPU.add_rows(out, bias)
+    return out
 
 
 def adam_steps(x: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -94,7 +101,8 @@ def test_split_kernels_give_the_bits_of_one_core(size: int, monkeypatch: pytest.
     monkeypatch.setattr(blas_threads, "split", lambda kind, *a, **k: calls.append(kind) or split(kind, *a, **k))
     split_results = {name: run() for name, run in kernels_case(size).items()}
     assert set(calls) >= {blas_threads.GELU, blas_threads.GELU_TANH, blas_threads.GELU_BACKWARD,
-                          blas_threads.GELU_TANH_BACKWARD, blas_threads.SOFTMAX, blas_threads.ADAM}
+                          blas_threads.GELU_TANH_BACKWARD, blas_threads.SOFTMAX, blas_threads.ADAM,
+                          blas_threads.ADD_ROWS}
     monkeypatch.setattr(blas_threads, "threads", lambda: 1)
     for name, run in kernels_case(size).items():
         np.testing.assert_array_equal(split_results[name], run(), err_msg=name)

@@ -17,7 +17,7 @@ class Linear(Function):
         self.x, self.weight = x, weight
         out = x.reshape(-1, x.shape[-1]) @ weight.T  # one 2-D BLAS product (NumPy loops over a stack of them)
         if bias is not None:
-            out += bias
+            self.backend.add_rows(out, bias)
         return out.reshape(*x.shape[:-1], weight.shape[0])
 
     def backward(self, g):
