@@ -330,6 +330,10 @@ class Backend:
         """Each column's sum of a 2-D ``x`` (R, n) -> (n,): a linear layer's bias gradient, over the batch."""
         return x.sum(axis=0)
 
+    def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
+        """``a @ b`` (``out`` if given): a batch of matrix products, as attention's."""
+        return self.xp.matmul(a, b, out=out)
+
     def add_rows(self, out: Array, v: Array) -> None:
         """``out`` (R, n) += ``v`` (n,) on every row, in place: a linear layer's bias."""
         out += v

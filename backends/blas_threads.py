@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import os
 from collections.abc import Callable
 
@@ -33,11 +34,15 @@ from . import numba_kernels as k
 F32 = numpy.float32
 
 # What run_part computes: the kernels that pay for a split (measured in docs/benchmarks.md), by elements or rows.
-PROBE, GELU, GELU_BACKWARD, GELU_TANH, GELU_TANH_BACKWARD, ADAM, SOFTMAX, ADD_ROWS = range(8)
+PROBE, GELU, GELU_BACKWARD, GELU_TANH, GELU_TANH_BACKWARD, ADAM, SOFTMAX, ADD_ROWS, MATMUL = range(9)
 # The table run_part reads its work from (int64): kind, units to split, the 2-D arrays' shape and the rows of a
-# softmax's mask, four arrays' addresses, then eight float32 scalar arguments in the last four entries.
+# softmax's mask, four arrays' addresses, then eight float32 scalar arguments in four entries.
 KIND, UNITS, ROWS, COLUMNS, MASK_ROWS, ARRAYS, SCALARS = 0, 1, 2, 3, 4, 5, 9
-TABLE = SCALARS + 4
+# A batch of matrix products reads its own layout after KIND and UNITS (the batch's size): the inner batch dimension's
+# size, cblas_sgemm's address, then sgemm's arguments (transpose flags, m, p, n) and for each of A, B and C its
+# address, its outer and inner batch strides in bytes, and its leading dimension.
+INNER, SGEMM, TRANS_A, TRANS_B, M, P, N, A, B, C = 2, 3, 4, 5, 6, 7, 8, 9, 13, 17
+TABLE = 21
 
 
 @intrinsic
@@ -47,6 +52,28 @@ def _pointer(typingctx, address):  # noqa: ARG001 (Numba's signature)
         return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
 
     return types.voidptr(types.intp), codegen
+
+
+_I32, _I64, _F32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
+
+
+@intrinsic
+def _sgemm(typingctx, address, trans_a, trans_b, m, p, n, a, lda, b, ldb, c, ldc):  # noqa: ARG001
+    """C = A @ B by ``cblas_sgemm`` (at ``address``, 64-bit integers) in row-major order: A (m, n), B (n, p)."""
+    sig = types.void(types.intp, types.int32, types.int32, *[types.intp] * 9)
+
+    def codegen(context, builder, signature, args):
+        floats = _F32.as_pointer()
+        kind = ir.FunctionType(ir.VoidType(), [_I32, _I32, _I32, _I64, _I64, _I64, _F32, floats, _I64, floats, _I64,
+                                               _F32, floats, _I64])
+        function = builder.inttoptr(args[0], kind.as_pointer())
+        a, b, c = (builder.inttoptr(v, floats) for v in (args[6], args[8], args[10]))
+        row_major, one, zero = ir.Constant(_I32, 101), ir.Constant(_F32, 1.0), ir.Constant(_F32, 0.0)
+        builder.call(function, [row_major, args[1], args[2], args[3], args[4], args[5], one, a, args[7], b, args[9],
+                                zero, c, args[11]])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @numba.njit(inline="always", **k.JIT)
@@ -108,6 +135,14 @@ def run_part(m, n, k_, alpha, a, lda, b, ldb, c, ldc, buffer):  # noqa: ARG001 (
         mask = matrix(table, 2, table[MASK_ROWS])
         for r in range(lo, hi):
             k.softmax_row(x, out, r, s[0], mask, s[1] != 0)
+    elif kind == MATMUL:
+        inner = table[INNER]
+        for i in range(lo, hi):
+            outer, j = i // inner, i % inner
+            _sgemm(table[SGEMM], numba.int32(table[TRANS_A]), numba.int32(table[TRANS_B]), table[M], table[P],
+                   table[N], table[A] + outer * table[A + 1] + j * table[A + 2], table[A + 3],
+                   table[B] + outer * table[B + 1] + j * table[B + 2], table[B + 3],
+                   table[C] + outer * table[C + 1] + j * table[C + 2], table[C + 3])
     elif kind == ADD_ROWS:
         out, v = matrix(table, 0, table[ROWS]), vector(table, 1, 0, table[COLUMNS])
         for r in range(lo, hi):
@@ -118,13 +153,14 @@ def run_part(m, n, k_, alpha, a, lda, b, ldb, c, ldc, buffer):  # noqa: ARG001 (
 class _OpenBLAS:
     """NumPy's OpenBLAS: its ``blas_level1_thread`` and thread count, and the mode that makes it split float32."""
 
-    def __init__(self, library: ctypes.CDLL, get_num_threads: Callable[[], int]) -> None:
+    def __init__(self, library: ctypes.CDLL, get_num_threads: Callable[[], int],
+                 set_num_threads: Callable[[int], None] | None, sgemm: int | None) -> None:
         self.level1_thread = library.blas_level1_thread
         self.level1_thread.restype = ctypes.c_int
         self.level1_thread.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
                                ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                                ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
-        self.get_num_threads = get_num_threads
+        self.get_num_threads, self.set_num_threads, self.sgemm = get_num_threads, set_num_threads, sgemm
         self.alpha = ctypes.c_double(0.0)
         self.mode = -1
 
@@ -146,18 +182,27 @@ def _openblas() -> _OpenBLAS | None:
     library = _numpy_openblas()
     if library is None or not hasattr(library, "blas_level1_thread"):
         return None
-    names = [form.format("get_num_threads") for form in ("scipy_openblas_{}64_", "scipy_openblas_{}",
-                                                         "openblas_{}64_", "openblas_{}")]
-    get_num_threads = next((getattr(library, name) for name in names if hasattr(library, name)), None)
+    get_num_threads, set_num_threads = (_symbol(library, name) for name in ("get_num_threads", "set_num_threads"))
     if get_num_threads is None or get_num_threads() < 2:  # one thread: OpenBLAS may have started no workers
         return None
-    openblas = _OpenBLAS(library, get_num_threads)
+    sgemm = next((getattr(library, name) for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_")  # 64-bit integers
+                  if hasattr(library, name)), None)
+    openblas = _OpenBLAS(library, get_num_threads, set_num_threads,
+                         None if sgemm is None else ctypes.cast(sgemm, ctypes.c_void_p).value)
     for mode in _SINGLE_MODES:
         openblas.mode = mode
         marks = numpy.zeros(1001, F32)
         openblas.run(_table(PROBE, marks.size, (marks,)), get_num_threads())
         if (marks == 1).all():
             return openblas
+    return None
+
+
+def _symbol(library: ctypes.CDLL, name: str) -> Callable | None:
+    """OpenBLAS's function ``openblas_<name>`` under the name the library gives it, if it has it."""
+    for form in ("scipy_openblas_{}64_", "scipy_openblas_{}", "openblas_{}64_", "openblas_{}"):
+        if hasattr(library, form.format(name)):
+            return getattr(library, form.format(name))
     return None
 
 
@@ -199,4 +244,43 @@ def split(kind: int, units: int, arrays: tuple[numpy.ndarray, ...], scalars: tup
     if count < 2 or not all(a.dtype == F32 and a.flags.c_contiguous for a in arrays):
         return False
     openblas.run(_table(kind, units, arrays, scalars, shape), count)
+    return True
+
+
+def _blas_layout(row_stride: int, column_stride: int, rows: int, columns: int) -> tuple[int, int] | None:
+    """(cblas transpose flag, leading dimension) of a float32 matrix with these byte strides, as NumPy's matmul
+    chooses them (``is_blasable2d``), or None where NumPy would not call BLAS for it."""
+    for transpose, outer, inner, width in ((111, row_stride, column_stride, columns), (112, column_stride, row_stride,
+                                                                                        rows)):
+        if inner == 4 and outer % 4 == 0 and width <= outer // 4 < 2**31:
+            return transpose, outer // 4
+    return None
+
+
+def matmul(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray) -> bool:
+    """``numpy.matmul(a, b, out=out)`` for a batch of float32 matrices (3-D or 4-D, one batch shape), its products
+    split over OpenBLAS's threads, each by the ``cblas_sgemm`` call NumPy makes for it (the same bits): True when it
+    did; False, having done nothing, for anything NumPy would compute another way."""
+    openblas, count = _openblas(), threads()
+    if count < 2 or openblas.sgemm is None or openblas.set_num_threads is None:
+        return False
+    if not (a.ndim == b.ndim == out.ndim and a.ndim in (3, 4) and a.shape[:-2] == b.shape[:-2] == out.shape[:-2]
+            and a.dtype == b.dtype == out.dtype == F32):
+        return False
+    (m, n), p = a.shape[-2:], b.shape[-1]
+    layouts = [_blas_layout(*x.strides[-2:], *x.shape[-2:]) for x in (a, b, out)]
+    if (min(m, n, p) < 2 or None in layouts or layouts[2][0] != 111 or a.ctypes.data == b.ctypes.data
+            or numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b)):
+        return False  # vectors (gemv), a layout NumPy loops over, A @ A.T (syrk), an output NumPy would buffer
+    inner = a.shape[1] if a.ndim == 4 else 1
+    table = numpy.zeros(TABLE, numpy.int64)
+    table[:N + 1] = MATMUL, math.prod(a.shape[:-2]), inner, openblas.sgemm, layouts[0][0], layouts[1][0], m, p, n
+    for start, x, (_, leading) in zip((A, B, C), (a, b, out), layouts):
+        outer_stride, inner_stride = x.strides[:-2] if x.ndim == 4 else (x.strides[0], 0)
+        table[start:start + 4] = x.ctypes.data, outer_stride, inner_stride, leading
+    openblas.set_num_threads(1)  # each job's sgemm on its own thread: never OpenBLAS's threads from within one
+    try:
+        openblas.run(table, count)
+    finally:
+        openblas.set_num_threads(count)
     return True

@@ -395,6 +395,17 @@ class NumpyBackend(Backend):
         kernels.sum_columns(x, out)
         return out
 
+    def matmul(self, a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray | None = None) -> numpy.ndarray:
+        """A batch of float32 products from 2^20 multiply-adds split over OpenBLAS's threads, each by the BLAS call
+        NumPy makes for it (the same bits); NumPy's own loop runs each on one core."""
+        if a.ndim >= 3 and a.ndim == b.ndim and a.size * b.shape[-1] >= 1 << 20:
+            from . import blas_threads  # as _split
+
+            result = numpy.empty((*a.shape[:-1], b.shape[-1]), a.dtype) if out is None else out
+            if a.shape[-1] == b.shape[-2] and blas_threads.matmul(a, b, result):
+                return result
+        return numpy.matmul(a, b, out=out)
+
     def add_rows(self, out: numpy.ndarray, v: numpy.ndarray) -> None:
         """Over OpenBLAS's threads from PARALLEL_MIN float32 elements (one add per element: the same bits)."""
         fits = out.ndim == 2 and v.shape == out.shape[1:]

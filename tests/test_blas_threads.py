@@ -67,7 +67,7 @@ def kernels_case(size: int) -> dict[str, object]:
     scores = rng.standard_normal((size // 64, 64), dtype=np.float32)
     scores[1] = -np.inf  # a row with no visible key
     heads = scores[: len(scores) // 256 * 256].reshape(-1, 4, 64, 64)  # (B, nh, T, T)
-    threes = scores[: len(scores) // 3 * 3, :60].reshape(-1, 3, 60)
+    threes = scores[: len(scores) // 3 * 3, :60].reshape(-1, 3, 60).copy()
     return {
         "gelu": lambda: CPU.gelu(x, "none")[0],
         "gelu tanh": lambda: CPU.gelu(x, "tanh")[0],
@@ -147,3 +147,59 @@ def test_the_switch_keeps_the_kernels_on_one_core() -> None:
     env = {**os.environ, "TENSORLITE_CPU_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "1"
+
+
+def attention_operands() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The products of attention on heads viewed out of a packed (B, T, 3, nh, hs) projection, and plain stacks."""
+    rng = np.random.default_rng(7)
+    q, k, v = (rng.standard_normal((12, 64, 3, 4, 32), dtype=np.float32)[:, :, i].transpose(0, 2, 1, 3)
+               for i in range(3))
+    p = rng.standard_normal((12, 4, 64, 64), dtype=np.float32)
+    return {"q @ k.T": (q, k.swapaxes(-1, -2)), "p @ v": (p, v), "p.T @ g": (p.swapaxes(-1, -2), v),
+            "g @ v.T": (p[..., :32].copy(), v.swapaxes(-1, -2)),
+            "stack": (p.reshape(48, 64, 64), rng.standard_normal((48, 64, 16), dtype=np.float32))}
+
+
+@needs_split
+@pytest.mark.parametrize("name", ["q @ k.T", "p @ v", "p.T @ g", "g @ v.T", "stack"])
+def test_split_matrix_products_give_numpys_bits(name: str) -> None:
+    a, b = attention_operands()[name]
+    out = np.empty((*a.shape[:-1], b.shape[-1]), np.float32)
+    threads = blas_threads.threads()
+    assert blas_threads.matmul(a, b, out)
+    np.testing.assert_array_equal(out, np.matmul(a, b))
+    assert blas_threads._openblas().get_num_threads() == threads  # OpenBLAS's thread count is given back
+
+
+@needs_split
+def test_products_numpy_computes_another_way_are_left_to_numpy() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((8, 64, 64), dtype=np.float32)
+    out = np.empty_like(x)
+    assert not blas_threads.matmul(x, x.swapaxes(-1, -2), out)  # A @ A.T: NumPy calls syrk
+    assert not blas_threads.matmul(x[:, :1], x, out[:, :1])  # a row vector: gemv
+    assert not blas_threads.matmul(x, x[:1].repeat(8, 0), x)  # the output is an input
+    assert not blas_threads.matmul(x[:, :, ::2], x[:, ::2], out)  # a stride NumPy's own loop takes
+    assert not blas_threads.matmul(x.astype(np.float64), x.astype(np.float64), out.astype(np.float64))
+    assert not blas_threads.matmul(x[:1], x, out)  # a broadcast batch
+
+
+@needs_split
+def test_attention_forward_and_backward_give_the_bits_of_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorlite as tl
+
+    def run() -> list[np.ndarray]:
+        tl.manual_seed(0)
+        q, k, v = (tl.randn(12, 4, 64, 32, requires_grad=True) for _ in range(3))
+        out = tl.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        (out * out).sum().backward()
+        return [t.detach().numpy() for t in (out, q.grad, k.grad, v.grad)]
+
+    calls = []
+    matmul = blas_threads.matmul
+    monkeypatch.setattr(blas_threads, "matmul", lambda *args: calls.append(matmul(*args)) or calls[-1])
+    split = run()
+    assert calls.count(True) == 6  # two products forward, four backward
+    monkeypatch.setattr(blas_threads, "threads", lambda: 1)
+    for a, b in zip(split, run()):
+        np.testing.assert_array_equal(a, b)

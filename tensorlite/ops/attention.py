@@ -38,19 +38,20 @@ def causal_mask(device: Any, L: int, S: int, dtype: Any, offset: int = 0) -> Any
         return xp.where(visible, 0.0, -math.inf).astype(dtype)
 
 
-def _matmul_like(xp: Any, a: Any, b: Any, like: Any) -> Any:
+def _matmul_like(backend: Any, a: Any, b: Any, like: Any) -> Any:
     """``a @ b``, laid out in memory like ``like`` (whose batch and row dimensions it shares).
 
     The heads of a transformer are transposed views, q = (B, T, nh, hs) viewed as (B, nh, T, hs):
     an output or gradient laid out the same way turns back into (B, T, nh * hs) without a copy.
     """
+    xp = backend.xp
     batch = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     if batch != like.shape[:-2] or a.shape[-2] != like.shape[-2]:
-        return a @ b
+        return backend.matmul(a, b)
     order = sorted(range(like.ndim), key=lambda i: -like.strides[i])  # like's axes, outermost in memory first
     shape = (*batch, a.shape[-2], b.shape[-1])
     out = xp.empty([shape[i] for i in order], dtype=a.dtype).transpose([order.index(i) for i in range(like.ndim)])
-    return xp.matmul(a, b, out=out)
+    return backend.matmul(a, b, out)
 
 
 class ScaledDotProductAttention(Function):
@@ -60,7 +61,7 @@ class ScaledDotProductAttention(Function):
         xp = self.xp
         self.q, self.k, self.v, self.scale = q, k, v, scale
         self.mask_shape = None if mask is None else mask.shape
-        scores = q @ xp.swapaxes(k, -1, -2)  # (..., L, S)
+        scores = self.backend.matmul(q, xp.swapaxes(k, -1, -2))  # (..., L, S)
         weights = self.backend.softmax(scores, scale, mask, empty_rows_zero=True, out=scores)  # mask: checked
         self.weights = weights  # P before dropout
         self.keep = None
@@ -69,14 +70,14 @@ class ScaledDotProductAttention(Function):
             self.keep *= 0.0 if dropout_p == 1 else 1.0 / (1.0 - dropout_p)
             weights = weights * self.keep
         self.dropped = weights
-        return _matmul_like(xp, weights, v, q)  # (..., L, Ev)
+        return _matmul_like(self.backend, weights, v, q)  # (..., L, Ev)
 
     def backward(self, g):
         xp, q, k, v, p = self.xp, self.q, self.k, self.v, self.weights
         gq = gk = gv = gmask = None
         if self.needs_grad(2):
-            gv = unbroadcast(_matmul_like(xp, xp.swapaxes(self.dropped, -1, -2), g, v), v.shape)
-        gs = g @ xp.swapaxes(v, -1, -2)  # (..., L, S): gradient of the dropped-out weights
+            gv = unbroadcast(_matmul_like(self.backend, xp.swapaxes(self.dropped, -1, -2), g, v), v.shape)
+        gs = self.backend.matmul(g, xp.swapaxes(v, -1, -2))  # (..., L, S): gradient of the dropped-out weights
         if self.keep is not None:
             gs *= self.keep
         if self.needs_grad(3):  # the mask's gradient is dS itself, before the scale
@@ -86,9 +87,9 @@ class ScaledDotProductAttention(Function):
         else:  # dS = P * (dP - rowsum(dP * P)), scaled, in one pass
             gs = self.backend.softmax_backward(gs, p, self.scale, out=gs)
         if self.needs_grad(0):
-            gq = unbroadcast(_matmul_like(xp, gs, k, q), q.shape)
+            gq = unbroadcast(_matmul_like(self.backend, gs, k, q), q.shape)
         if self.needs_grad(1):
-            gk = unbroadcast(_matmul_like(xp, xp.swapaxes(gs, -1, -2), q, k), k.shape)
+            gk = unbroadcast(_matmul_like(self.backend, xp.swapaxes(gs, -1, -2), q, k), k.shape)
         return gq, gk, gv, gmask, None, None
 
 
