@@ -1,4 +1,5 @@
-"""The compiled kernels' second core: OpenBLAS's own threads run part of each large kernel (optional).
+"""The CPU's second core for work NumPy runs on one: OpenBLAS's own threads run part of each large compiled
+kernel (GELU, softmax, Adam, a bias add) and of each batch of small matrix products (attention's).
 
 NumPy's OpenBLAS runs a large matrix product on all cores, and after it its worker threads spin for up
 to 2^28 cycles waiting for the next one. A kernel that starts threads of its own finds the other core
@@ -9,8 +10,9 @@ products themselves 1.4x slower here (a 1024^2 product: 10.3 ms against 7.2). So
 threads: ``blas_level1_thread``, the routine OpenBLAS's vector operations split their work with, calls
 ``run_part`` below on one part of a range per thread, and the spinning worker picks its part up at once.
 
-Each part runs the same compiled code as one core does on its elements or rows, so results are the same bits
-either way (``tests/test_blas_threads.py`` compares them). ``blas_level1_thread`` is OpenBLAS's internal
+Each part runs the same compiled code as one core does on its elements or rows, and each matrix of a batch the
+``cblas_sgemm`` call NumPy's matmul makes for it (NumPy's own loop calls them one at a time), so results are the
+same bits either way (``tests/test_blas_threads.py`` compares them). ``blas_level1_thread`` is OpenBLAS's internal
 routine, not its API: ``threads()`` first checks it with a probe that marks each index it is given, and unless
 each of 1,001 is marked exactly once, the kernels stay on one core. ``TENSORLITE_CPU_THREADS=1`` keeps them there too.
 """

@@ -57,8 +57,8 @@ def compiled_kernels_status() -> str:
     from . import blas_threads
 
     threads = blas_threads.threads()
-    split = (f"; from {PARALLEL_MIN} elements GELU, softmax and Adam split over {threads} of OpenBLAS's threads"
-             if threads > 1 else "")
+    split = (f"; large GELU, softmax, Adam, bias adds and attention's products split over {threads} of OpenBLAS's "
+             "threads" if threads > 1 else "")
     return (f"on (Numba {numba.__version__}): GELU, softmax, LayerNorm, Adam, max pooling, col2im, bias sums in one "
             f"pass each{split}")
 
@@ -70,7 +70,7 @@ def _split(kind: str, size: int, arrays: tuple[numpy.ndarray, ...], scalars: tup
            shape: tuple[int, ...] = (), units: int | None = None) -> bool:
     """Whether kernel ``kind`` ran over OpenBLAS's threads (``backends/blas_threads.py``: the same bits as on one
     core), for work of ``size`` >= PARALLEL_MIN elements; if not, the caller runs the kernel itself. ``units``: what
-    is split, elements (the default, ``size``), rows or columns."""
+    is split: elements (the default, ``size``) or rows."""
     if size < PARALLEL_MIN:
         return False
     from . import blas_threads  # on the first large kernel: small models never load it
@@ -398,11 +398,11 @@ class NumpyBackend(Backend):
     def matmul(self, a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray | None = None) -> numpy.ndarray:
         """A batch of float32 products from 2^20 multiply-adds split over OpenBLAS's threads, each by the BLAS call
         NumPy makes for it (the same bits); NumPy's own loop runs each on one core."""
-        if a.ndim >= 3 and a.ndim == b.ndim and a.size * b.shape[-1] >= 1 << 20:
+        if a.ndim >= 3 and a.ndim == b.ndim and a.shape[-1] == b.shape[-2] and a.size * b.shape[-1] >= 1 << 20:
             from . import blas_threads  # as _split
 
             result = numpy.empty((*a.shape[:-1], b.shape[-1]), a.dtype) if out is None else out
-            if a.shape[-1] == b.shape[-2] and blas_threads.matmul(a, b, result):
+            if blas_threads.matmul(a, b, result):
                 return result
         return numpy.matmul(a, b, out=out)
 
