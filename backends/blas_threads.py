@@ -23,6 +23,7 @@ import ctypes
 import functools
 import math
 import os
+import threading
 from collections.abc import Callable
 
 import numba
@@ -249,6 +250,9 @@ def split(kind: int, units: int, arrays: tuple[numpy.ndarray, ...], scalars: tup
     return True
 
 
+_ONE_THREAD_EACH = threading.Lock()  # held while OpenBLAS's thread count is 1 for a batch's jobs
+
+
 def _blas_layout(row_stride: int, column_stride: int, rows: int, columns: int) -> tuple[int, int] | None:
     """(cblas transpose flag, leading dimension) of a float32 matrix with these byte strides, as NumPy's matmul
     chooses them (``is_blasable2d``), or None where NumPy would not call BLAS for it."""
@@ -280,9 +284,10 @@ def matmul(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray) -> bool:
     for start, x, (_, leading) in zip((A, B, C), (a, b, out), layouts):
         outer_stride, inner_stride = x.strides[:-2] if x.ndim == 4 else (x.strides[0], 0)
         table[start:start + 4] = x.ctypes.data, outer_stride, inner_stride, leading
-    openblas.set_num_threads(1)  # each job's sgemm on its own thread: never OpenBLAS's threads from within one
-    try:
-        openblas.run(table, count)
-    finally:
-        openblas.set_num_threads(count)
+    with _ONE_THREAD_EACH:  # another caller's restore must not reach this call's jobs
+        openblas.set_num_threads(1)  # each job's sgemm on its own thread: never OpenBLAS's threads from within one
+        try:
+            openblas.run(table, count)
+        finally:
+            openblas.set_num_threads(count)
     return True

@@ -203,3 +203,27 @@ def test_attention_forward_and_backward_give_the_bits_of_one_core(monkeypatch: p
     monkeypatch.setattr(blas_threads, "threads", lambda: 1)
     for a, b in zip(split, run()):
         np.testing.assert_array_equal(a, b)
+
+
+@needs_split
+def test_batches_of_products_from_four_threads_at_once() -> None:
+    import threading
+
+    a, b = attention_operands()["q @ k.T"]
+    want = np.matmul(a, b)
+    results = []
+
+    def work() -> None:  # a caller that finds another's batch running gets False and runs NumPy's loop
+        for _ in range(20):
+            out = np.empty_like(want)
+            split = blas_threads.matmul(a, b, out) or np.matmul(a, b, out=out) is None
+            results.append((split, np.array_equal(out, want)))
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    assert len(results) == 80 and all(same for _, same in results)
+    assert any(split for split, _ in results)
+    assert blas_threads._openblas().get_num_threads() == blas_threads.threads() >= 2
