@@ -161,15 +161,15 @@ class _OpenBLAS:
         self.level1_thread = library.blas_level1_thread
         self.level1_thread.restype = ctypes.c_int
         self.level1_thread.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
-                               ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
-                               ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
+                                       ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                                       ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
         self.get_num_threads, self.set_num_threads, self.sgemm = get_num_threads, set_num_threads, sgemm
         self.alpha = ctypes.c_double(0.0)
         self.mode = -1
 
     def run(self, table: numpy.ndarray, threads: int) -> None:
         self.level1_thread(self.mode, int(table[UNITS]), 0, 0, ctypes.byref(self.alpha), None, 1, None, 1,
-                   table.ctypes.data, 0, run_part.address, threads)
+                           table.ctypes.data, 0, run_part.address, threads)
 
 
 # OpenBLAS's mode for real float32 work: BLAS_SINGLE is 2 since 0.3.10 (when bfloat16 came), 0 before.
