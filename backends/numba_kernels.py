@@ -6,6 +6,9 @@ than its arithmetic, the passes are the cost. Each kernel here reads its inputs 
 output once, with the arithmetic in SIMD registers, and is imported only by ``NumpyBackend`` on the
 first call that can use it (``numba_kernels()``), never by ``import tensorlite``.
 
+``run_part``, at the end, runs one part of a large kernel's work on one of OpenBLAS's threads
+(``blas_threads.py`` hands the parts out). All compiled code lives in this one file, for Numba's cache (see there).
+
 The kernels are float32 only: float64 work (gradient checks) keeps the exact NumPy path. Each is a
 plain loop that LLVM vectorises; two things keep it so. ``error_model="numpy"`` drops Python's
 zero-division check, and the fast-math flags allow contraction and reassociation but not
@@ -23,10 +26,15 @@ Transcendental functions are written out as polynomials, since a call to the C l
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
+import numba.core.ccallback
 import numpy
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 F32 = numpy.float32
 FASTMATH = {"contract", "reassoc", "nsz", "arcp"}  # not nnan / ninf: NaN and inf must propagate
@@ -354,3 +362,132 @@ def relu_backward(g, out, gx):
     """gx = g where the ReLU's output is positive, else 0 (flat float32 arrays in one memory order)."""
     for i in range(g.size):
         gx[i] = g[i] if out[i] > 0 else F32(0.0)
+
+
+# -- One part of a large kernel's work, on one of OpenBLAS's threads (backends/blas_threads.py hands them out) --
+# It lives here with the kernels it calls: Numba's cache checks only a function's own file, and a cached caller
+# keeps its compiled copy of every function it calls. Kept in blas_threads.py, a cached run_part outlived a change
+# to this file and ran the kernels' old code (the split and one-core bits differed until its cache was cleared).
+
+# What run_part computes: the kernels that pay for a split (measured in docs/benchmarks.md), by elements or rows.
+PROBE, GELU, GELU_BACKWARD, GELU_TANH, GELU_TANH_BACKWARD, ADAM, SOFTMAX, ADD_ROWS, MATMUL = range(9)
+# The table run_part reads its work from (int64): kind, units to split, the 2-D arrays' shape and the rows of a
+# softmax's mask, four arrays' addresses, then eight float32 scalar arguments in four entries.
+KIND, UNITS, ROWS, COLUMNS, MASK_ROWS, ARRAYS, SCALARS = 0, 1, 2, 3, 4, 5, 9
+# A batch of matrix products reads its own layout after KIND and UNITS (the batch's size): the inner batch dimension's
+# size, cblas_sgemm's address, then sgemm's arguments (transpose flags, m, p, n) and for each of A, B and C its
+# address, its outer and inner batch strides in bytes, and its leading dimension.
+INNER, SGEMM, TRANS_A, TRANS_B, M, P, N, A, B, C = 2, 3, 4, 5, 6, 7, 8, 9, 13, 17
+TABLE = 21
+
+
+@intrinsic
+def _pointer(typingctx, address):  # noqa: ARG001 (Numba's signature)
+    """The integer ``address`` as a ``void *``, for ``numba.carray``."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
+    return types.voidptr(types.intp), codegen
+
+
+_I32, _I64, _F32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
+
+
+@intrinsic
+def _sgemm(typingctx, address, trans_a, trans_b, m, p, n, a, lda, b, ldb, c, ldc):  # noqa: ARG001
+    """C = A @ B by ``cblas_sgemm`` (at ``address``, 64-bit integers) in row-major order: A (m, n), B (n, p)."""
+    sig = types.void(types.intp, types.int32, types.int32, *[types.intp] * 9)
+
+    def codegen(context, builder, signature, args):
+        floats = _F32.as_pointer()
+        kind = ir.FunctionType(ir.VoidType(), [_I32, _I32, _I32, _I64, _I64, _I64, _F32, floats, _I64, floats, _I64,
+                                               _F32, floats, _I64])
+        function = builder.inttoptr(args[0], kind.as_pointer())
+        a, b, c = (builder.inttoptr(v, floats) for v in (args[6], args[8], args[10]))
+        row_major, one, zero = ir.Constant(_I32, 101), ir.Constant(_F32, 1.0), ir.Constant(_F32, 0.0)
+        builder.call(function, [row_major, args[1], args[2], args[3], args[4], args[5], one, a, args[7], b, args[9],
+                                zero, c, args[11]])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(inline="always", **JIT)
+def table_vector(table, i, lo, hi):
+    """Elements lo:hi of the table's array i (contiguous float32)."""
+    return numba.carray(_pointer(table[ARRAYS + i] + 4 * lo), hi - lo, numpy.float32)
+
+
+@numba.njit(inline="always", **JIT)
+def table_matrix(table, i, rows):
+    """The table's array i, (rows, COLUMNS) float32 in C order."""
+    return numba.carray(_pointer(table[ARRAYS + i]), (rows, table[COLUMNS]), numpy.float32)
+
+
+def _load_kernels() -> None:
+    """Load (or compile) each kernel run_part calls, before run_part: its compiled code then calls these very
+    functions, so a part's bits are those of the kernel on one core. (Loaded after run_part, the kernels' copies
+    compiled into run_part win, and GELU's backward came out 1 ulp apart on half the elements.)"""
+    one, scalar = numpy.zeros(1, F32), F32(1)
+    gelu(one, one), gelu_tanh(one, one), gelu_backward(one, one, one), gelu_tanh_backward(one, one, one)
+    adam_update(one, one, one, one, *[scalar] * 7)
+
+
+# OpenBLAS's legacy job: (m, n, k, alpha, a, lda, b, ldb, c, ldc, buffer). It passes a = lo * 4 (the start of this
+# part, given a = 0 and lda = 1 in float32 units), m = hi - lo, and c = the table, untouched.
+JOB = types.void(types.intp, types.intp, types.intp, types.float32, types.intp, types.intp, types.intp, types.intp,
+                 types.intp, types.intp, types.intp)
+
+
+def run_part(m, n, k_, alpha, a, lda, b, ldb, c, ldc, buffer):  # noqa: ARG001 (OpenBLAS's signature)
+    """Units lo:hi of the work the table at ``c`` describes."""
+    table = numba.carray(_pointer(c), TABLE, numpy.int64)
+    lo = a >> 2
+    hi = lo + m
+    if lo < 0 or m < 0 or hi > table[UNITS]:  # never past the arrays, whatever the routine passes
+        return
+    kind = table[KIND]
+    s = numba.carray(_pointer(c + 8 * SCALARS), 8, numpy.float32)
+    if kind == PROBE:
+        marks = table_vector(table, 0, lo, hi)
+        for i in range(m):
+            marks[i] += F32(1.0)
+    elif kind == GELU:
+        gelu(table_vector(table, 0, lo, hi), table_vector(table, 1, lo, hi))
+    elif kind == GELU_BACKWARD:
+        gelu_backward(table_vector(table, 0, lo, hi), table_vector(table, 1, lo, hi),
+                      table_vector(table, 2, lo, hi))
+    elif kind == GELU_TANH:
+        gelu_tanh(table_vector(table, 0, lo, hi), table_vector(table, 1, lo, hi))
+    elif kind == GELU_TANH_BACKWARD:
+        gelu_tanh_backward(table_vector(table, 0, lo, hi), table_vector(table, 1, lo, hi),
+                           table_vector(table, 2, lo, hi))
+    elif kind == ADAM:
+        adam_update(table_vector(table, 0, lo, hi), table_vector(table, 1, lo, hi), table_vector(table, 2, lo, hi),
+                    table_vector(table, 3, lo, hi), s[0], s[1], s[2], s[3], s[4], s[5], s[6])
+    elif kind == SOFTMAX:
+        x, out = table_matrix(table, 0, table[ROWS]), table_matrix(table, 1, table[ROWS])
+        mask = table_matrix(table, 2, table[MASK_ROWS])
+        for r in range(lo, hi):
+            softmax_row(x, out, r, s[0], mask, s[1] != 0)
+    elif kind == MATMUL:
+        inner = table[INNER]
+        for i in range(lo, hi):
+            outer, j = i // inner, i % inner
+            _sgemm(table[SGEMM], numba.int32(table[TRANS_A]), numba.int32(table[TRANS_B]), table[M], table[P],
+                   table[N], table[A] + outer * table[A + 1] + j * table[A + 2], table[A + 3],
+                   table[B] + outer * table[B + 1] + j * table[B + 2], table[B + 3],
+                   table[C] + outer * table[C + 1] + j * table[C + 2], table[C + 3])
+    elif kind == ADD_ROWS:
+        out, v = table_matrix(table, 0, table[ROWS]), table_vector(table, 1, 0, table[COLUMNS])
+        for r in range(lo, hi):
+            for j in range(v.size):
+                out[r, j] += v[j]
+
+
+@functools.cache
+def part_runner() -> numba.core.ccallback.CFunc:
+    """``run_part`` compiled (or loaded from Numba's cache) as a C function for OpenBLAS to call, after the
+    kernels it calls. Built on first use: only large kernels need it."""
+    _load_kernels()
+    return numba.cfunc(JOB, cache=True, error_model="numpy", fastmath=FASTMATH)(run_part)  # softmax_row inlines

@@ -75,7 +75,7 @@ def _split(kind: str, size: int, arrays: tuple[numpy.ndarray, ...], scalars: tup
         return False
     from . import blas_threads  # on the first large kernel: small models never load it
 
-    return blas_threads.split(getattr(blas_threads, kind), size if units is None else units, arrays, scalars, shape)
+    return blas_threads.split(kind, size if units is None else units, arrays, scalars, shape)
 
 
 def _float32_kernel(x: numpy.ndarray) -> ModuleType | None:

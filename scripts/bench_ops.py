@@ -94,7 +94,7 @@ def two_core_kernels(calls: int, rounds: int) -> None:
     out = np.empty_like(x)
 
     def gelu_on_openblas_threads() -> None:
-        if not blas_threads.split(blas_threads.GELU, x.size, (x, out)):
+        if not blas_threads.split("GELU", x.size, (x, out)):
             gelu(x, out)
     a, b = rng.standard_normal((768, 128), dtype=np.float32), rng.standard_normal((128, 512), dtype=np.float32)
     cases = {

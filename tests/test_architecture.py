@@ -60,3 +60,17 @@ def test_the_check_sees_a_loaded_package() -> None:
             f"import json\nprint(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in {APP_PACKAGES!r})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert "typer" in json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("path", python_files("backends") + python_files("tensorlite") + python_files("models"),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_compiled_code_lives_in_one_file(path: Path) -> None:
+    """Every Numba-compiled function of the library is in backends/numba_kernels.py. Numba's cache checks only a
+    function's own file, and a cached function keeps its compiled copy of what it calls: a cached caller in another
+    file would run the kernels' old code after they change (blas_threads.py's run_part did, until it moved)."""
+    if path.name == "numba_kernels.py":
+        return
+    compiled = [node.lineno for node in ast.walk(ast.parse(path.read_text(), str(path)))
+                if isinstance(node, ast.Attribute) and node.attr in ("njit", "jit", "cfunc", "vectorize", "stencil")
+                and isinstance(node.value, ast.Name) and node.value.id == "numba"]
+    assert not compiled, f"{path.relative_to(ROOT)} compiles with Numba at lines {compiled}"
