@@ -213,16 +213,17 @@ def layer_norm_rows(x, weight, bias, eps, out, mean, rstd):
     """out[r] = (x[r] - mean[r]) * rstd[r] * weight + bias for each row r of x (N, D), with the row's mean and
     1 / sqrt(biased variance + eps), which it stores in ``mean`` and ``rstd`` (N,) for the backward pass."""
     rows, n = x.shape
+    count = F32(n)  # float32: ``total / n`` would make the whole row's arithmetic float64, at half the speed
     for r in range(rows):
         total = F32(0.0)
         for j in range(n):
             total += x[r, j]
-        mu = total / n
+        mu = total / count
         total = F32(0.0)
         for j in range(n):
             d = x[r, j] - mu
             total += d * d
-        inv = ONE / numpy.sqrt(total / n + eps)
+        inv = ONE / numpy.sqrt(total / count + eps)
         for j in range(n):
             out[r, j] = (x[r, j] - mu) * inv * weight[j] + bias[j]
         mean[r] = mu
@@ -235,6 +236,7 @@ def layer_norm_backward_rows(g, x, weight, mean, rstd, gx, gw, gb):
     rows. With xhat = (x - mean) * rstd and dxhat = g * weight, gx = rstd (dxhat - mean(dxhat) - xhat
     mean(dxhat xhat)), means over the row; gw = sum(g xhat), gb = sum(g)."""
     rows, n = x.shape
+    count = F32(n)  # (as in layer_norm_rows: float32 throughout)
     gw[:] = 0
     gb[:] = 0
     for r in range(rows):
@@ -247,8 +249,8 @@ def layer_norm_backward_rows(g, x, weight, mean, rstd, gx, gw, gb):
             total_x += dxhat * xhat
             gw[j] += g[r, j] * xhat
             gb[j] += g[r, j]
-        total /= n
-        total_x /= n
+        total /= count
+        total_x /= count
         for j in range(n):
             xhat = (x[r, j] - mu) * inv
             gx[r, j] = inv * (g[r, j] * weight[j] - total - xhat * total_x)
