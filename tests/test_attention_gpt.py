@@ -73,8 +73,11 @@ def test_sdpa_bool_mask_gradcheck_and_parity(check, device):
         q, k, v, torch.from_numpy(allowed))), arrays, device)
 
 
-def test_sdpa_float_mask_gets_a_gradient(check, device):
-    arrays = [randn(2, 3, 4), randn(2, 5, 4), randn(2, 5, 3), randn(3, 5)]  # the mask broadcasts over the batch
+@pytest.mark.parametrize("mask_shape", [(3, 5), (2, 3, 5)], ids=["broadcast", "the scores' shape"])
+def test_sdpa_float_mask_gets_a_gradient(check, device, mask_shape):
+    """A mask that broadcasts over the batch, and one of the scores' own shape (its gradient once came back
+    multiplied by the scale: it was the very array that backward then scaled for the queries and keys)."""
+    arrays = [randn(2, 3, 4), randn(2, 5, 4), randn(2, 5, 3), randn(*mask_shape)]
     check.grad(F.scaled_dot_product_attention, arrays, device)
     check.parity(F.scaled_dot_product_attention, lambda *a: TF.scaled_dot_product_attention(*a), arrays, device)
 

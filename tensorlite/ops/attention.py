@@ -83,7 +83,7 @@ class ScaledDotProductAttention(Function):
         if self.needs_grad(3):  # the mask's gradient is dS itself, before the scale
             gs = self.backend.softmax_backward(gs, p, out=gs)
             gmask = unbroadcast(gs, self.mask_shape)
-            gs *= self.scale
+            gs = gs * self.scale  # a new array: a mask shaped like the scores has gmask = gs itself
         else:  # dS = P * (dP - rowsum(dP * P)), scaled, in one pass
             gs = self.backend.softmax_backward(gs, p, self.scale, out=gs)
         if self.needs_grad(0):
