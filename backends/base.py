@@ -106,6 +106,12 @@ def layer_norm_input_grad(m: Any, g: Array, weight: Any, xhat: Array, inv_std: A
     return (g * weight - mean_gw - xhat * mean_gwx) * inv_std
 
 
+def empty_like_layout(xp: Any, shape: tuple[int, ...], dtype: Any, like: Array) -> Array:
+    """An empty array of ``shape`` whose axes lie in memory in the order of ``like``'s (same number of axes)."""
+    order = sorted(range(like.ndim), key=lambda i: -like.strides[i])  # like's axes, outermost in memory first
+    return xp.empty([shape[i] for i in order], dtype=dtype).transpose([order.index(i) for i in range(like.ndim)])
+
+
 class _MathNamespace:
     """``exp``, ``tanh``, ``sqrt`` and ``erf`` of one backend, as the elementwise cores call them."""
 
@@ -277,6 +283,39 @@ class Backend:
             out *= scale
         return out
 
+    def attention(self, q: Array, k: Array, v: Array, mask: Array | None, scale: float, keep: Array | None = None
+                  ) -> tuple[Array, Array]:
+        """Scaled dot-product attention over a batch: ``softmax(scale * q @ k.T + mask) @ v`` for q (..., L, E),
+        k (..., S, E), v (..., S, Ev) -> (..., L, Ev), laid out in memory like q, and the weights P (..., L, S) that
+        ``attention_backward`` needs. ``mask`` broadcasts to the scores (additive: 0 or -inf; a row with no visible
+        key gets zero weights); ``keep`` (..., L, S) is dropout's scaled mask, applied to P before the product."""
+        scores = self.matmul(q, self.xp.swapaxes(k, -1, -2))  # (..., L, S)
+        weights = self.softmax(scores, scale, mask, empty_rows_zero=True, out=scores)
+        return self.matmul_like(weights if keep is None else weights * keep, v, q), weights
+
+    def attention_backward(self, g: Array, q: Array, k: Array, v: Array, weights: Array, keep: Array | None,
+                           scale: float, needs: tuple[bool, bool, bool], mask_grad: bool = False
+                           ) -> tuple[Array | None, Array | None, Array | None, Array | None]:
+        """The gradients of ``attention`` from that of its output ``g``: (gq, gk, gv) where ``needs`` asks for them,
+        and the mask's where ``mask_grad``, each with the scores' batch dimensions (the caller sums those a
+        broadcast added). With P the dropped-out weights: dv = P.T @ g, dP = g @ v.T, dS = P * (dP - rowsum(dP *
+        P)), dq = scale dS @ k, dk = scale dS.T @ q; the mask's is dS."""
+        xp = self.xp
+        dropped = weights if keep is None else weights * keep
+        gv = self.matmul_like(xp.swapaxes(dropped, -1, -2), g, v) if needs[2] else None
+        gs = self.matmul(g, xp.swapaxes(v, -1, -2))  # (..., L, S): the gradient of the dropped-out weights
+        if keep is not None:
+            gs *= keep
+        gmask = None
+        if mask_grad:
+            gmask = self.softmax_backward(gs, weights, out=gs)
+            gs = gmask * scale  # a new array: gmask is the mask's gradient, unscaled
+        else:  # dS, scaled, in one pass
+            gs = self.softmax_backward(gs, weights, scale, out=gs)
+        gq = self.matmul_like(gs, k, q) if needs[0] else None
+        gk = self.matmul_like(xp.swapaxes(gs, -1, -2), q, k) if needs[1] else None
+        return gq, gk, gv, gmask
+
     def layer_norm(self, x: Array, weight: Array | None, bias: Array | None, eps: float) -> tuple[Array, Any]:
         """Each row of ``x`` (N, D) standardised, ``xhat = (x - mean) / sqrt(var + eps)``, then ``xhat * weight +
         bias`` (D,) (either may be None); and what ``layer_norm_backward`` needs. Row means are matrix-vector
@@ -333,6 +372,16 @@ class Backend:
     def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
         """``a @ b`` (``out`` if given): a batch of matrix products, as attention's."""
         return self.xp.matmul(a, b, out=out)
+
+    def matmul_like(self, a: Array, b: Array, like: Array) -> Array:
+        """``a @ b``, laid out in memory like ``like`` (whose batch and row dimensions it shares).
+
+        The heads of a transformer are transposed views, q = (B, T, nh, hs) viewed as (B, nh, T, hs): an output or
+        gradient laid out the same way turns back into (B, T, nh * hs) without a copy."""
+        batch = self.xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        if batch != like.shape[:-2] or a.shape[-2] != like.shape[-2]:
+            return self.matmul(a, b)
+        return self.matmul(a, b, empty_like_layout(self.xp, (*batch, a.shape[-2], b.shape[-1]), a.dtype, like))
 
     def add_rows(self, out: Array, v: Array) -> None:
         """``out`` (R, n) += ``v`` (n,) on every row, in place: a linear layer's bias."""

@@ -1,6 +1,7 @@
 """Scaled dot-product attention as one fused op: ``softmax(q @ k.T * scale + mask) @ v``.
 
-Forward is two batched matrix products around a numerically stable softmax (every head at once,
+The math is the backend's ``attention`` and ``attention_backward`` kernels (``backends/base.py`` holds the
+reference): forward is two batched matrix products around a numerically stable softmax (every head at once,
 no Python loop over heads or the batch). Backward is the closed form, with P the (dropped-out)
 attention weights and G the output's gradient::
 
@@ -38,59 +39,30 @@ def causal_mask(device: Any, L: int, S: int, dtype: Any, offset: int = 0) -> Any
         return xp.where(visible, 0.0, -math.inf).astype(dtype)
 
 
-def _matmul_like(backend: Any, a: Any, b: Any, like: Any) -> Any:
-    """``a @ b``, laid out in memory like ``like`` (whose batch and row dimensions it shares).
-
-    The heads of a transformer are transposed views, q = (B, T, nh, hs) viewed as (B, nh, T, hs):
-    an output or gradient laid out the same way turns back into (B, T, nh * hs) without a copy.
-    """
-    xp = backend.xp
-    batch = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    if batch != like.shape[:-2] or a.shape[-2] != like.shape[-2]:
-        return backend.matmul(a, b)
-    order = sorted(range(like.ndim), key=lambda i: -like.strides[i])  # like's axes, outermost in memory first
-    shape = (*batch, a.shape[-2], b.shape[-1])
-    out = xp.empty([shape[i] for i in order], dtype=a.dtype).transpose([order.index(i) for i in range(like.ndim)])
-    return backend.matmul(a, b, out)
-
-
 class ScaledDotProductAttention(Function):
-    """q (..., L, E), k (..., S, E), v (..., S, Ev), additive mask broadcastable to (..., L, S) or None."""
+    """q (..., L, E), k (..., S, E), v (..., S, Ev), additive mask broadcastable to (..., L, S) or None; the math is
+    the backend's ``attention`` kernel (on the CPU, each (batch, head) matrix's products and softmax in one pass
+    over OpenBLAS's threads)."""
 
     def forward(self, q, k, v, mask, dropout_p, scale):
-        xp = self.xp
         self.q, self.k, self.v, self.scale = q, k, v, scale
         self.mask_shape = None if mask is None else mask.shape
-        scores = self.backend.matmul(q, xp.swapaxes(k, -1, -2))  # (..., L, S)
-        weights = self.backend.softmax(scores, scale, mask, empty_rows_zero=True, out=scores)  # mask: checked
-        self.weights = weights  # P before dropout
         self.keep = None
         if dropout_p > 0:
-            self.keep = (self.backend.uniform(weights.shape, weights.dtype) >= dropout_p).astype(weights.dtype)
+            scores_shape = (*self.xp.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
+            self.keep = (self.backend.uniform(scores_shape, q.dtype) >= dropout_p).astype(q.dtype)
             self.keep *= 0.0 if dropout_p == 1 else 1.0 / (1.0 - dropout_p)
-            weights = weights * self.keep
-        self.dropped = weights
-        return _matmul_like(self.backend, weights, v, q)  # (..., L, Ev)
+        out, self.weights = self.backend.attention(q, k, v, mask, scale, self.keep)  # mask: checked by the caller
+        return out  # (..., L, Ev)
 
     def backward(self, g):
-        xp, q, k, v, p = self.xp, self.q, self.k, self.v, self.weights
-        gq = gk = gv = gmask = None
-        if self.needs_grad(2):
-            gv = unbroadcast(_matmul_like(self.backend, xp.swapaxes(self.dropped, -1, -2), g, v), v.shape)
-        gs = self.backend.matmul(g, xp.swapaxes(v, -1, -2))  # (..., L, S): gradient of the dropped-out weights
-        if self.keep is not None:
-            gs *= self.keep
-        if self.needs_grad(3):  # the mask's gradient is dS itself, before the scale
-            gs = self.backend.softmax_backward(gs, p, out=gs)
-            gmask = unbroadcast(gs, self.mask_shape)
-            gs = gs * self.scale  # a new array: a mask shaped like the scores has gmask = gs itself
-        else:  # dS = P * (dP - rowsum(dP * P)), scaled, in one pass
-            gs = self.backend.softmax_backward(gs, p, self.scale, out=gs)
-        if self.needs_grad(0):
-            gq = unbroadcast(_matmul_like(self.backend, gs, k, q), q.shape)
-        if self.needs_grad(1):
-            gk = unbroadcast(_matmul_like(self.backend, xp.swapaxes(gs, -1, -2), q, k), k.shape)
-        return gq, gk, gv, gmask, None, None
+        needs = (self.needs_grad(0), self.needs_grad(1), self.needs_grad(2))
+        gq, gk, gv, gmask = self.backend.attention_backward(g, self.q, self.k, self.v, self.weights, self.keep,
+                                                            self.scale, needs, mask_grad=self.needs_grad(3))
+        return (None if gq is None else unbroadcast(gq, self.q.shape),
+                None if gk is None else unbroadcast(gk, self.k.shape),
+                None if gv is None else unbroadcast(gv, self.v.shape),
+                None if gmask is None else unbroadcast(gmask, self.mask_shape), None, None)
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
@@ -166,15 +138,12 @@ class KVCacheAttention(Function):
     differentiable = False
 
     def forward(self, qkv, cache, pos, n_head, mask):
-        xp = self.xp
         B, T, C3 = qkv.shape
         C = C3 // 3
         qkv = qkv.reshape(B, T, 3, n_head, C // n_head).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
         cache[:, :, :, pos:pos + T] = qkv[1:]
         q, k, v = qkv[0], cache[0, :, :, :pos + T], cache[1, :, :, :pos + T]  # (B, nh, T or pos + T, hs)
-        scores = q @ xp.swapaxes(k, -1, -2)  # (B, nh, T, pos + T)
-        weights = self.backend.softmax(scores, 1.0 / math.sqrt(C // n_head), mask, empty_rows_zero=True, out=scores)
-        y = weights @ v  # (B, nh, T, hs)
+        y, _ = self.backend.attention(q, k, v, mask, 1.0 / math.sqrt(C // n_head))  # (B, nh, T, hs), laid out like q
         return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # the heads side by side
 
 
