@@ -1,5 +1,6 @@
 """The CPU's second core for work NumPy runs on one: OpenBLAS's own threads run part of each large compiled
-kernel (GELU, softmax, Adam, a bias add) and of each batch of small matrix products (attention's).
+kernel (GELU, softmax, Adam, a bias add) and of each batch of small matrix products: attention's, where each
+(batch, head) matrix's products and softmax run one after another on one thread, while its scores are in cache.
 
 NumPy's OpenBLAS runs a large matrix product on all cores, and after it its worker threads spin for up
 to 2^28 cycles waiting for the next one. A kernel that starts threads of its own finds the other core
@@ -144,31 +145,98 @@ def _blas_layout(row_stride: int, column_stride: int, rows: int, columns: int) -
     return None
 
 
-def matmul(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray) -> bool:
-    """``numpy.matmul(a, b, out=out)`` for a batch of float32 matrices (3-D or 4-D, one batch shape), its products
-    split over OpenBLAS's threads, each by the ``cblas_sgemm`` call NumPy makes for it (the same bits): True when it
-    did; False, having done nothing, for anything NumPy would compute another way."""
-    openblas, count = _openblas(), threads()
-    if count < 2 or openblas.sgemm is None or openblas.set_num_threads is None:
+def _batches(table: numpy.ndarray, kind: int, arrays: tuple[numpy.ndarray, ...]) -> bool:
+    """Start a table for ``kind``, one unit per matrix of the batch the float32 ``arrays`` share (3-D or 4-D, one
+    batch shape): False if they do not, or OpenBLAS cannot run sgemm one thread each."""
+    openblas, batch = _openblas(), arrays[0].shape[:-2]
+    if threads() < 2 or openblas.sgemm is None or openblas.set_num_threads is None:
         return False
-    if not (a.ndim == b.ndim == out.ndim and a.ndim in (3, 4) and a.shape[:-2] == b.shape[:-2] == out.shape[:-2]
-            and a.dtype == b.dtype == out.dtype == F32):
+    if not all(x.ndim == len(batch) + 2 and x.shape[:-2] == batch and x.dtype == F32 for x in arrays):
         return False
+    if len(batch) not in (1, 2):
+        return False
+    table[:k.PRODUCTS] = kind, math.prod(batch), batch[1] if len(batch) == 2 else 1, openblas.sgemm
+    return True
+
+
+def _product(table: numpy.ndarray, i: int, a: numpy.ndarray, b: numpy.ndarray, c: numpy.ndarray) -> bool:
+    """Write product i of the table, ``c = a @ b`` for each matrix of the batch, as the ``cblas_sgemm`` call NumPy's
+    matmul makes for it: False, having written nothing, for a product NumPy would compute another way."""
     (m, n), p = a.shape[-2:], b.shape[-1]
-    layouts = [_blas_layout(*x.strides[-2:], *x.shape[-2:]) for x in (a, b, out)]
+    layouts = [_blas_layout(*x.strides[-2:], *x.shape[-2:]) for x in (a, b, c)]
     if (min(m, n, p) < 2 or None in layouts or layouts[2][0] != 111 or a.ctypes.data == b.ctypes.data
-            or numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b)):
+            or numpy.may_share_memory(c, a) or numpy.may_share_memory(c, b)):
         return False  # vectors (gemv), a layout NumPy loops over, A @ A.T (syrk), an output NumPy would buffer
-    inner = a.shape[1] if a.ndim == 4 else 1
-    table = numpy.zeros(k.TABLE, numpy.int64)
-    table[:k.N + 1] = k.MATMUL, math.prod(a.shape[:-2]), inner, openblas.sgemm, layouts[0][0], layouts[1][0], m, p, n
-    for start, x, (_, leading) in zip((k.A, k.B, k.C), (a, b, out), layouts):
-        outer_stride, inner_stride = x.strides[:-2] if x.ndim == 4 else (x.strides[0], 0)
-        table[start:start + 4] = x.ctypes.data, outer_stride, inner_stride, leading
+    at = k.PRODUCTS + i * k.PRODUCT
+    table[at:at + k.A] = layouts[0][0], layouts[1][0], m, p, n
+    for start, x, (_, leading) in zip((k.A, k.B, k.C), (a, b, c), layouts):
+        table[at + start:at + start + 4] = x.ctypes.data, *_batch_strides(x), leading
+    return True
+
+
+def _batch_strides(x: numpy.ndarray) -> tuple[int, int]:
+    """The outer and inner batch strides of a 4-D array in bytes; a 3-D array's, and 0."""
+    return x.strides[:2] if x.ndim == 4 else (x.strides[0], 0)
+
+
+def _run_one_thread_each(table: numpy.ndarray) -> None:
+    """Run a table of products: each job's sgemm calls on its own thread, never OpenBLAS's threads within one."""
+    openblas, count = _openblas(), threads()
     with _ONE_THREAD_EACH:  # another caller's restore must not reach this call's jobs
-        openblas.set_num_threads(1)  # each job's sgemm on its own thread: never OpenBLAS's threads from within one
+        openblas.set_num_threads(1)
         try:
             openblas.run(table, count)
         finally:
             openblas.set_num_threads(count)
+
+
+def matmul(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray) -> bool:
+    """``numpy.matmul(a, b, out=out)`` for a batch of float32 matrices (3-D or 4-D, one batch shape), its products
+    split over OpenBLAS's threads, each by the ``cblas_sgemm`` call NumPy makes for it (the same bits): True when it
+    did; False, having done nothing, for anything NumPy would compute another way."""
+    table = numpy.zeros(k.TABLE, numpy.int64)
+    if not (_batches(table, k.MATMUL, (a, b, out)) and _product(table, 0, a, b, out)):
+        return False
+    _run_one_thread_each(table)
+    return True
+
+
+def attention(q: numpy.ndarray, key: numpy.ndarray, v: numpy.ndarray, mask: numpy.ndarray, scale: float,
+              out: numpy.ndarray, weights: numpy.ndarray) -> bool:
+    """``Backend.attention`` for float32 q (..., L, E), k (..., S, E), v (..., S, Ev) of one batch shape (3-D or
+    4-D), into ``out`` (..., L, Ev) and the C-order ``weights`` (..., L, S): each (batch, head) matrix's two products
+    and its softmax (the additive ``mask``: an (L, S) or (1, S) float32 block) one after another on one of OpenBLAS's
+    threads, while its scores are in cache. Each step is the call or kernel the step-by-step math runs for that
+    matrix (the same bits). True when it did; False, having done nothing, where that math would not use them."""
+    table = numpy.zeros(k.TABLE, numpy.int64)
+    if not (_batches(table, k.ATTENTION, (q, key, v, out, weights)) and weights.flags.c_contiguous
+            and mask.dtype == F32 and mask.flags.c_contiguous and mask.shape[1] == key.shape[-2]
+            and _product(table, 0, q, numpy.swapaxes(key, -1, -2), weights) and _product(table, 1, weights, v, out)):
+        return False
+    table[k.ATTENTION_MASK:k.ATTENTION_SCALE] = mask.ctypes.data, mask.shape[0]
+    table[k.ATTENTION_SCALE:k.ATTENTION_SCALE + 1].view(F32)[:] = scale, 1.0  # rows with no visible key: zeros
+    _run_one_thread_each(table)
+    return True
+
+
+def attention_backward(g: numpy.ndarray, q: numpy.ndarray, key: numpy.ndarray, v: numpy.ndarray,
+                       weights: numpy.ndarray, scale: float, gq: numpy.ndarray | None, gk: numpy.ndarray | None,
+                       gv: numpy.ndarray | None, gs: numpy.ndarray) -> bool:
+    """``Backend.attention_backward`` without dropout or the mask's gradient, as ``attention``: into gq, gk and gv
+    (None: not wanted), with ``gs`` (..., L, S) in C order for each matrix's dP and dS. True when it did."""
+    table = numpy.zeros(k.TABLE, numpy.int64)
+    wanted = [x for x in (gq, gk, gv) if x is not None]
+    if not (_batches(table, k.ATTENTION_BACKWARD, (g, q, key, v, weights, gs, *wanted)) and weights.flags.c_contiguous
+            and gs.flags.c_contiguous and _product(table, 1, g, numpy.swapaxes(v, -1, -2), gs)):
+        return False
+    products = ((gv, 0, numpy.swapaxes(weights, -1, -2), g, 4), (gq, 2, gs, key, 1),
+                (gk, 3, numpy.swapaxes(gs, -1, -2), q, 2))
+    for out, i, a, b, bit in products:
+        if out is not None:
+            if not _product(table, i, a, b, out):
+                return False
+            table[k.ATTENTION_NEEDS] |= bit
+    table[k.ATTENTION_SCALE:k.ATTENTION_SCALE + 1].view(F32)[0] = scale
+    table[k.ATTENTION_WEIGHTS:k.ATTENTION_WEIGHTS + 3] = weights.ctypes.data, *_batch_strides(weights)
+    _run_one_thread_each(table)
     return True

@@ -371,16 +371,24 @@ def relu_backward(g, out, gx):
 # keeps its compiled copy of every function it calls. Kept in blas_threads.py, a cached run_part outlived a change
 # to this file and ran the kernels' old code (the split and one-core bits differed until its cache was cleared).
 
-# What run_part computes: the kernels that pay for a split (measured in docs/benchmarks.md), by elements or rows.
-PROBE, GELU, GELU_BACKWARD, GELU_TANH, GELU_TANH_BACKWARD, ADAM, SOFTMAX, ADD_ROWS, MATMUL = range(9)
+# What run_part computes: the kernels that pay for a split (measured in docs/benchmarks.md), by elements or rows,
+# and batches of matrix products by matrix: MATMUL's, and attention's forward and backward for each (batch, head).
+(PROBE, GELU, GELU_BACKWARD, GELU_TANH, GELU_TANH_BACKWARD, ADAM, SOFTMAX, ADD_ROWS, MATMUL, ATTENTION,
+ ATTENTION_BACKWARD) = range(11)
 # The table run_part reads its work from (int64): kind, units to split, the 2-D arrays' shape and the rows of a
 # softmax's mask, four arrays' addresses, then eight float32 scalar arguments in four entries.
 KIND, UNITS, ROWS, COLUMNS, MASK_ROWS, ARRAYS, SCALARS = 0, 1, 2, 3, 4, 5, 9
-# A batch of matrix products reads its own layout after KIND and UNITS (the batch's size): the inner batch dimension's
-# size, cblas_sgemm's address, then sgemm's arguments (transpose flags, m, p, n) and for each of A, B and C its
-# address, its outer and inner batch strides in bytes, and its leading dimension.
-INNER, SGEMM, TRANS_A, TRANS_B, M, P, N, A, B, C = 2, 3, 4, 5, 6, 7, 8, 9, 13, 17
-TABLE = 21
+# Batches of matrix products read after KIND and UNITS (the batch's size): the inner batch dimension's size,
+# cblas_sgemm's address, then up to four products of PRODUCT entries each: sgemm's transpose flags, m, p and n,
+# then for each of A, B and C its address, its outer and inner batch strides in bytes, and its leading dimension.
+INNER, SGEMM, PRODUCTS, PRODUCT = 2, 3, 4, 17
+TRANS_A, TRANS_B, M, P, N, A, B, C = 0, 1, 2, 3, 4, 5, 9, 13  # within a product
+# Attention's other arguments, after its products: the additive mask's address and rows (an (L, S) block, or one
+# row of zeros), the scale and a flag as two float32 (forward: empty rows get zero weights), which gradients
+# backward computes (bits: 1 queries', 2 keys', 4 values'), and the weights P (backward): address, outer and inner
+# batch strides.
+ATTENTION_MASK, ATTENTION_MASK_ROWS, ATTENTION_SCALE, ATTENTION_NEEDS, ATTENTION_WEIGHTS = 72, 73, 74, 75, 76
+TABLE = 79
 
 
 @intrinsic
@@ -426,6 +434,30 @@ def table_matrix(table, i, rows):
     return numba.carray(_pointer(table[ARRAYS + i]), (rows, table[COLUMNS]), numpy.float32)
 
 
+@numba.njit(inline="always", **JIT)
+def table_product(table, i, outer, j):
+    """Product i of the table for matrix (outer, j) of the batch: one cblas_sgemm call."""
+    at = PRODUCTS + i * PRODUCT
+    _sgemm(table[SGEMM], numba.int32(table[at + TRANS_A]), numba.int32(table[at + TRANS_B]), table[at + M],
+           table[at + P], table[at + N], table_address(table, at + A, outer, j), table[at + A + 3],
+           table_address(table, at + B, outer, j), table[at + B + 3], table_address(table, at + C, outer, j),
+           table[at + C + 3])
+
+
+@numba.njit(inline="always", **JIT)
+def table_address(table, at, outer, j):
+    """The address of matrix (outer, j) of the batch whose address and batch strides start at entry ``at``."""
+    return table[at] + outer * table[at + 1] + j * table[at + 2]
+
+
+@numba.njit(inline="always", **JIT)
+def product_output(table, i, outer, j):
+    """Product i's output C for matrix (outer, j), (m, p) float32 in C order."""
+    at = PRODUCTS + i * PRODUCT
+    return numba.carray(_pointer(table_address(table, at + C, outer, j)), (table[at + M], table[at + P]),
+                        numpy.float32)
+
+
 def _load_kernels() -> None:
     """Load (or compile) each kernel run_part calls, before run_part: its compiled code then calls these very
     functions, so a part's bits are those of the kernel on one core. (Loaded after run_part, the kernels' copies
@@ -433,6 +465,7 @@ def _load_kernels() -> None:
     one, scalar = numpy.zeros(1, F32), F32(1)
     gelu(one, one), gelu_tanh(one, one), gelu_backward(one, one, one), gelu_tanh_backward(one, one, one)
     adam_update(one, one, one, one, *[scalar] * 7)
+    softmax_backward_rows(one.reshape(1, 1), one.reshape(1, 1), one.reshape(1, 1), scalar)
 
 
 # OpenBLAS's legacy job: (m, n, k, alpha, a, lda, b, ldb, c, ldc, buffer). It passes a = lo * 4 (the start of this
@@ -473,13 +506,33 @@ def run_part(m, n, k_, alpha, a, lda, b, ldb, c, ldc, buffer):  # noqa: ARG001 (
         for r in range(lo, hi):
             softmax_row(x, out, r, s[0], mask, s[1] != 0)
     elif kind == MATMUL:
-        inner = table[INNER]
-        for i in range(lo, hi):
-            outer, j = i // inner, i % inner
-            _sgemm(table[SGEMM], numba.int32(table[TRANS_A]), numba.int32(table[TRANS_B]), table[M], table[P],
-                   table[N], table[A] + outer * table[A + 1] + j * table[A + 2], table[A + 3],
-                   table[B] + outer * table[B + 1] + j * table[B + 2], table[B + 3],
-                   table[C] + outer * table[C + 1] + j * table[C + 2], table[C + 3])
+        for u in range(lo, hi):
+            table_product(table, 0, u // table[INNER], u % table[INNER])
+    elif kind == ATTENTION:  # each (batch, head): scores = q @ k.T into the weights, their softmax, out = P @ v
+        scale = numba.carray(_pointer(c + 8 * ATTENTION_SCALE), 2, numpy.float32)  # the scale and the flag
+        mask = numba.carray(_pointer(table[ATTENTION_MASK]), (table[ATTENTION_MASK_ROWS], table[PRODUCTS + P]),
+                            numpy.float32)
+        for u in range(lo, hi):
+            outer, j = u // table[INNER], u % table[INNER]
+            table_product(table, 0, outer, j)
+            weights = product_output(table, 0, outer, j)
+            for r in range(weights.shape[0]):
+                softmax_row(weights, weights, r, scale[0], mask, scale[1] != 0)
+            table_product(table, 1, outer, j)
+    elif kind == ATTENTION_BACKWARD:  # each (batch, head): dv = P.T @ g, dP = g @ v.T, dS, dq = dS @ k, dk = dS.T @ q
+        scale, needs = numba.carray(_pointer(c + 8 * ATTENTION_SCALE), 1, numpy.float32)[0], table[ATTENTION_NEEDS]
+        for u in range(lo, hi):
+            outer, j = u // table[INNER], u % table[INNER]
+            if needs & 4:
+                table_product(table, 0, outer, j)
+            table_product(table, 1, outer, j)
+            gs = product_output(table, 1, outer, j)
+            p = numba.carray(_pointer(table_address(table, ATTENTION_WEIGHTS, outer, j)), gs.shape, numpy.float32)
+            softmax_backward_rows(gs, p, gs, scale)
+            if needs & 1:
+                table_product(table, 2, outer, j)
+            if needs & 2:
+                table_product(table, 3, outer, j)
     elif kind == ADD_ROWS:
         out, v = table_matrix(table, 0, table[ROWS]), table_vector(table, 1, 0, table[COLUMNS])
         for r in range(lo, hi):

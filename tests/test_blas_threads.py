@@ -184,23 +184,48 @@ def test_products_numpy_computes_another_way_are_left_to_numpy() -> None:
 
 @needs_split
 def test_attention_forward_and_backward_give_the_bits_of_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three ways to the same bits: each (batch, head) fused on one thread (the default), step by step with each
+    step split, and on one core. Causal and not, a query of another length, a mask of one row; without the values'
+    gradient too."""
     import tensorlite as tl
 
-    def run() -> list[np.ndarray]:
-        tl.manual_seed(0)
-        q, k, v = (tl.randn(12, 4, 64, 32, requires_grad=True) for _ in range(3))
-        out = tl.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-        (out * out).sum().backward()
-        return [t.detach().numpy() for t in (out, q.grad, k.grad, v.grad)]
+    F = tl.nn.functional
+    rng = np.random.default_rng(3)
+    cases = [((12, 4, 64, 32), (12, 4, 64, 32), {"is_causal": True}), ((6, 96, 32), (6, 120, 32), {}),
+             ((2, 3, 64, 48), (2, 3, 80, 48), {"attn_mask": "row"})]
 
-    calls = []
-    matmul = blas_threads.matmul
-    monkeypatch.setattr(blas_threads, "matmul", lambda *args: calls.append(matmul(*args)) or calls[-1])
-    split = run()
-    assert calls.count(True) == 6  # two products forward, four backward
-    monkeypatch.setattr(blas_threads, "threads", lambda: 1)
-    for a, b in zip(split, run()):
-        np.testing.assert_array_equal(a, b)
+    def run(q_shape, k_shape, kwargs, values_grad=True) -> list[np.ndarray]:
+        q = tl.tensor(rng.standard_normal(q_shape, dtype=np.float32), requires_grad=True)
+        k, v = (tl.tensor(rng.standard_normal(k_shape, dtype=np.float32), requires_grad=grad)
+                for grad in (True, values_grad))
+        if kwargs.get("attn_mask") == "row":
+            kwargs = {"attn_mask": tl.tensor(np.where(np.arange(k_shape[-2]) % 3, 0, -np.inf).astype(np.float32))}
+        out = F.scaled_dot_product_attention(q, k, v, **kwargs)
+        (out * out).sum().backward()
+        return [t.detach().numpy() for t in (out, q.grad, k.grad, v.grad) if t is not None]
+
+    mode, fused = {"fused": True, "threads": blas_threads.threads()}, []
+
+    def counted(run_fused):  # the fused kernel, switched by mode["fused"], each call's result kept
+        def call(*args) -> bool:
+            fused.append(mode["fused"] and run_fused(*args))
+            return fused[-1]
+
+        return call
+
+    for name in ("attention", "attention_backward"):
+        monkeypatch.setattr(blas_threads, name, counted(getattr(blas_threads, name)))
+    monkeypatch.setattr(blas_threads, "threads", lambda: mode["threads"])
+    for case in cases:
+        for values_grad in (True, False):
+            state, ways = rng.bit_generator.state, []
+            for mode["fused"], mode["threads"] in ((True, 2), (False, 2), (False, 1)):
+                rng.bit_generator.state = state
+                ways.append(run(*case, values_grad))
+            for other in ways[1:]:
+                for a, b in zip(ways[0], other):
+                    np.testing.assert_array_equal(a, b)
+    assert fused.count(True) == 2 * 2 * len(cases)  # forward and backward, each case, with and without gv
 
 
 @needs_split

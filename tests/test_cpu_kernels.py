@@ -106,6 +106,16 @@ def test_import_tensorlite_does_not_import_numba() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_without_numba_large_attention_runs_on_numpy() -> None:
+    """Numba is optional (``tensorlite[fast]``): without it, a GPT's attention (products of 2^20 multiply-adds and
+    more, which split over OpenBLAS's threads with it) trains on NumPy's own loop. (It once raised an ImportError.)"""
+    code = ("import sys\nsys.modules['numba'] = None\nimport tensorlite as tl\nF = tl.nn.functional\n"
+            "q = tl.randn(12, 4, 64, 32, requires_grad=True)\n"
+            "F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()\n"
+            "(q @ q.transpose(-1, -2)).sum().backward()\nassert q.grad.shape == q.shape")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def softmax_case(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     x = (3 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
     x[..., 0, :] = -np.inf  # a fully masked row
