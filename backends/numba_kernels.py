@@ -360,6 +360,16 @@ def sum_columns(x, out):
 
 
 @numba.njit(**JIT)
+def add_rows_at(target, index, values):
+    """target[index[i]] += values[i] for each i in turn (target (R, D), index (n,) in [0, R), values (n, D)): an
+    embedding's gradient, rows added where they were read from, repeats accumulating."""
+    for i in range(index.size):
+        row = index[i]
+        for j in range(values.shape[1]):
+            target[row, j] += values[i, j]
+
+
+@numba.njit(**JIT)
 def relu_backward(g, out, gx):
     """gx = g where the ReLU's output is positive, else 0 (flat float32 arrays in one memory order)."""
     for i in range(g.size):

@@ -243,7 +243,8 @@ class NumpyBackend(Backend):
 
     def scatter_add(self, target: numpy.ndarray, index: Any, values: Array) -> None:
         """``numpy.add.at``; whole rows picked by one integer array (an embedding's gradient) take a
-        faster path: sort the row indices, sum each run of equal ones (``reduceat``), add each sum once."""
+        faster path: one compiled pass for float32 rows (768 rows of 128: 13 us against 150), else sort the row
+        indices, sum each run of equal ones (``reduceat``), add each sum once."""
         if isinstance(index, tuple) and len(index) == 1:
             index = index[0]
         rows_of_values = (isinstance(index, numpy.ndarray) and index.dtype.kind in "iu" and index.size > 0
@@ -253,10 +254,15 @@ class NumpyBackend(Backend):
             return
         index = index.reshape(-1)
         index = numpy.where(index < 0, index + target.shape[0], index)  # -1 is the last row, as in add.at
+        values = values.reshape(index.size, *target.shape[1:])
+        kernels = _float32_kernel(target)
+        if (kernels is not None and target.ndim == 2 and target.flags.c_contiguous and values.dtype == target.dtype
+                and 0 <= index.min() and index.max() < target.shape[0]):  # (out of range: add.at's IndexError below)
+            kernels.add_rows_at(target, index, numpy.ascontiguousarray(values))
+            return
         order = numpy.argsort(index, kind="stable")
         rows = index[order]
         starts = numpy.flatnonzero(numpy.concatenate(([True], rows[1:] != rows[:-1])))
-        values = values.reshape(index.size, *target.shape[1:])
         target[rows[starts]] += numpy.add.reduceat(values[order], starts, axis=0)
 
     def sliding_window_view(

@@ -799,14 +799,21 @@ def test_float32_erf_is_accurate_everywhere():
     assert np.isnan(erf_float32(np.array([np.nan], np.float32)))[0]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("rows, index_shape, tail", [(65, (96,), (16,)), (5, (3, 4), (2,)), (7, (10,), ())])
-def test_cpu_scatter_add_of_rows_matches_add_at(rows, index_shape, tail):
-    """The sort-and-reduceat path for embedding gradients: repeated and negative indices accumulate."""
+def test_cpu_scatter_add_of_rows_matches_add_at(rows, index_shape, tail, dtype):
+    """Embedding gradients: repeated and negative indices accumulate. float64 takes the sort-and-reduceat path;
+    float32 rows the compiled kernel, which adds them in add.at's own order (the same bits); an index out of range
+    is add.at's IndexError either way."""
     from tensorlite.backends.numpy_backend import NumpyBackend
 
     index = rng.integers(-rows, rows, size=index_shape)
-    values = rng.standard_normal(index_shape + tail)
-    ours, expected = np.zeros((rows, *tail)), np.zeros((rows, *tail))
+    values = rng.standard_normal(index_shape + tail).astype(dtype)
+    ours, expected = np.zeros((rows, *tail), dtype), np.zeros((rows, *tail), dtype)
     NumpyBackend().scatter_add(ours, index, values)
     np.add.at(expected, index, values)
-    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+    if dtype == np.float32 and tail:
+        np.testing.assert_array_equal(ours, expected)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12 if dtype == np.float64 else 1e-6, atol=1e-12)
+    with pytest.raises(IndexError):
+        NumpyBackend().scatter_add(ours, np.full(index_shape, rows), values)
