@@ -274,6 +274,17 @@ class Backend:
             second += scratch
         return out
 
+    def log_softmax(self, x: Array) -> tuple[Array, Array]:
+        """``log softmax`` of each row of ``x`` (R, n), ``x - max - log(sum(exp(x - max)))``, and the softmax itself
+        (what cross entropy keeps for its gradient); a row with a NaN or +inf is NaN."""
+        xp = self.xp
+        logp = x - x.max(axis=-1, keepdims=True)
+        p = xp.exp(logp)
+        total = p.sum(axis=-1, keepdims=True)
+        p /= total
+        logp -= xp.log(total)
+        return logp, p
+
     def softmax_backward(self, g: Array, p: Array, scale: float = 1.0, out: Array | None = None) -> Array:
         """``scale * p * (g - rowsum(g * p))``: the gradient of softmax's input (rows along the last axis) from
         that of its output ``g`` and the softmax ``p``. ``out`` may be ``g``."""

@@ -179,6 +179,27 @@ def softmax_rows(x, out, scale, mask, empty_rows_zero):
 
 
 @numba.njit(**JIT)
+def log_softmax_rows(x, logp, p):
+    """logp[r] = x[r] - max - log(sum(exp(x[r] - max))) and p[r] = exp(logp[r]) for each row r of x (R, n), n >= 1:
+    cross entropy's log-probabilities and the softmax it keeps for backward. A NaN or +inf makes its row NaN."""
+    n = x.shape[1]
+    for r in range(x.shape[0]):
+        row_max = max8(x, r)  # (a NaN loses here, but exp(NaN - max) makes the total, and so the row, NaN)
+        total = F32(0.0)
+        for j in range(n):
+            shifted = x[r, j] - row_max
+            logp[r, j] = shifted  # kept, not recomputed below: fast math would regroup x - (max + log total),
+            e = exp32(shifted)    # whose sum rounds to the logits' scale
+            p[r, j] = e
+            total += e
+        log_total = numpy.log(total)
+        inv = ONE / total
+        for j in range(n):
+            logp[r, j] -= log_total
+            p[r, j] *= inv
+
+
+@numba.njit(**JIT)
 def softmax_backward_rows(g, p, out, scale):
     """out[r] = scale * p[r] * (g[r] - sum(g[r] * p[r])) for each row r: the gradient of the softmax's input,
     given that of its output ``g`` and the softmax ``p`` (R, n). ``out`` may be ``g``."""

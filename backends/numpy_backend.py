@@ -305,6 +305,16 @@ class NumpyBackend(Backend):
             (kernels.gelu_tanh_backward if approximate == "tanh" else kernels.gelu_backward)(*arrays)
         return out
 
+    def log_softmax(self, x: numpy.ndarray) -> tuple[numpy.ndarray, numpy.ndarray]:
+        """One compiled pass over float32 rows in C order from 4,096 elements (768 rows of 65, a GPT's logits: 102
+        against 212 us for cross entropy's forward); else the reference math, as quick to call on a small batch."""
+        kernels = _float32_kernel(x)
+        if kernels is None or x.ndim != 2 or not x.flags.c_contiguous or x.shape[1] == 0 or x.size < 4096:
+            return super().log_softmax(x)
+        logp, p = numpy.empty(x.shape, numpy.float32), numpy.empty(x.shape, numpy.float32)
+        kernels.log_softmax_rows(x, logp, p)
+        return logp, p
+
     def softmax(self, x: numpy.ndarray, scale: float = 1.0, mask: numpy.ndarray | None = None,
                 empty_rows_zero: bool = False, out: numpy.ndarray | None = None) -> numpy.ndarray:
         """One compiled pass over float32 rows (and a mask of one (L, n) block repeated over them, as a causal

@@ -180,6 +180,30 @@ def test_softmax_kernel_finds_the_maximum_in_every_lane(n: int) -> None:
     np.testing.assert_allclose(CPU.softmax(x), want, rtol=2e-6, atol=1e-30)
 
 
+@pytest.mark.parametrize("columns", [1, 7, 65, 300])
+def test_log_softmax_kernel_agrees_with_the_reference_math(columns: int) -> None:
+    """Both outputs to float32 rounding on rows of very different scales; NaN rows where the reference's are (a NaN,
+    +inf, every entry -inf), -inf log-probabilities for -inf logits; other layouts through the reference."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((5000, columns)) * rng.uniform(0.1, 30, (5000, 1)) + rng.uniform(-80, 80, (5000, 1)))
+    x = x.astype(np.float32)
+    x[0, -1], x[1, 0], x[2], x[3, 0] = np.nan, np.inf, -np.inf, -np.inf
+    logp, p = CPU.log_softmax(x)
+    with np.errstate(all="ignore"):
+        ref_logp, ref_p = Backend.log_softmax(CPU, x)
+    for ours, want in ((logp, ref_logp), (p, ref_p)):
+        assert ours.dtype == np.float32
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(want))
+        np.testing.assert_allclose(ours, want, rtol=2e-6, atol=1e-6)
+    exact = x[4:].astype(np.float64)
+    exact = exact - exact.max(axis=1, keepdims=True)
+    exact -= np.log(np.exp(exact).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(logp[4:], exact, rtol=1e-6, atol=2e-5)
+    transposed = np.ascontiguousarray(x.T).T
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(CPU.log_softmax(transposed)[0], Backend.log_softmax(CPU, transposed)[0])
+
+
 @pytest.mark.parametrize("affine", [True, False])
 def test_layer_norm_kernels_agree_with_the_reference_math(affine: bool) -> None:
     """Output and all three gradients to float32 rounding, rows of very different scales and offsets."""
@@ -338,6 +362,7 @@ def test_float32_kernels_compute_in_float32() -> None:
                                      row.copy()),
         "softmax_rows": (rows, rows.copy(), one, np.zeros((1, 64), f32), True),
         "softmax_backward_rows": (rows, rows, rows.copy(), one),
+        "log_softmax_rows": (rows, rows.copy(), rows.copy()),
         "gelu_backward": (flat, flat, flat.copy()),
         "adam_update": (flat, flat, flat.copy(), flat.copy(), *[one] * 7),
     }

@@ -202,11 +202,7 @@ class CrossEntropy(_ClassLoss):
     def forward(self, x, target, weight, ignore_index, smoothing, reduction):
         xp = self.xp
         rows, classes = x.shape
-        logp = x - x.max(axis=1, keepdims=True)
-        self.softmax = xp.exp(logp)
-        total = self.softmax.sum(axis=1, keepdims=True)
-        self.softmax /= total
-        logp -= xp.log(total)
+        logp, self.softmax = self.backend.log_softmax(x)
         self.smoothing, self.probabilities = smoothing, target.ndim == 2
         self.weight = xp.ones(classes, dtype=x.dtype) if weight is None else weight.astype(x.dtype, copy=False)
         if self.probabilities:
