@@ -151,9 +151,8 @@ def _batches(table: numpy.ndarray, kind: int, arrays: tuple[numpy.ndarray, ...])
     openblas, batch = _openblas(), arrays[0].shape[:-2]
     if threads() < 2 or openblas.sgemm is None or openblas.set_num_threads is None:
         return False
-    if not all(x.ndim == len(batch) + 2 and x.shape[:-2] == batch and x.dtype == F32 for x in arrays):
-        return False
-    if len(batch) not in (1, 2):
+    if len(batch) not in (1, 2) or not all(x.shape[:-2] == batch and x.ndim == len(batch) + 2 and x.dtype == F32
+                                           for x in arrays):
         return False
     table[:k.PRODUCTS] = kind, math.prod(batch), batch[1] if len(batch) == 2 else 1, openblas.sgemm
     return True
