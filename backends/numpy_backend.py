@@ -281,7 +281,7 @@ class NumpyBackend(Backend):
         if strides is None:
             return numpy.broadcast_to(x, shape)  # the general case, and numpy's error for shapes that do not fit
         view = numpy.ndarray(shape, x.dtype, x, 0, strides)
-        view.flags.writeable = False
+        view.setflags(write=False)  # (``view.flags.writeable = False`` makes a flags object first: 0.1 us more)
         return view
 
     def gelu(self, x: numpy.ndarray, approximate: str) -> tuple[numpy.ndarray, Any]:

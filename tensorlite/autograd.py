@@ -234,6 +234,11 @@ class Function:
     def backward(self, grad: Any) -> tuple:
         raise NotImplementedError
 
+    @property
+    def xp(self) -> Any:
+        """The array namespace of the inputs' device: ``numpy``, or ``cupy`` on a GPU (``self.backend.xp``)."""
+        return self.backend.xp
+
     def needs_grad(self, i: int) -> bool:
         """Whether input ``i`` wants a gradient (lets backward skip work, e.g. a matmul)."""
         return getattr(self.inputs[i], "_requires_grad", False)
@@ -249,21 +254,20 @@ class Function:
                     device = arg._device
                 elif arg._device is not device:
                     raise device_mismatch(cls.__name__.lower(), device, arg._device)
-                requires_grad = requires_grad or arg._requires_grad
+                if arg._requires_grad:
+                    requires_grad = True
                 arrays.append(arg._data)
             elif isinstance(arg, numpy.generic):  # a NumPy scalar acts as a Python number, as in PyTorch:
                 arrays.append(arg.item())  # x * np.float64(2) stays float32
             else:
                 arrays.append(arg)
         fn = cls()
-        backend = device.backend
-        fn.xp = backend.xp
-        fn.backend = backend
+        fn.backend = backend = device.backend
         if backend.scoped:  # a device's ops run under it (CuPy computes on the current device)
             with backend.scope:
                 out = fn.forward(*arrays, **params)
         else:
-            out = fn.forward(*arrays, **params)
+            out = fn.forward(*arrays, **params) if params else fn.forward(*arrays)  # (**{} builds a dict)
             if not isinstance(out, backend.array_type):  # NumPy returns scalars from 0-d math
                 out = backend.xp.asarray(out)
         t = object.__new__(Tensor)  # Tensor._make, written out: this is every op's path

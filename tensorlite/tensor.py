@@ -414,81 +414,27 @@ class Tensor:
     __imul__ = mul_
     __itruediv__ = div_
 
-    # -- operators (the math is in tensorlite.ops) ------------------------------------------------
-    def __add__(self, other: Any) -> Tensor:
-        return ops.add(self, other)
-
+    # -- operators (the math is in tensorlite.ops; the one-op operators are bound to their ops below) ----
     def __radd__(self, other: Any) -> Tensor:
         return ops.add(other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return ops.sub(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
         return ops.sub(other, self)
 
-    def __mul__(self, other: Any) -> Tensor:
-        return ops.mul(self, other)
-
     def __rmul__(self, other: Any) -> Tensor:
         return ops.mul(other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return ops.div(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
         return ops.div(other, self)
 
-    def __pow__(self, other: Any) -> Tensor:
-        return ops.pow(self, other)
-
     def __rpow__(self, other: Any) -> Tensor:
         return ops.pow(other, self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return ops.matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
         return ops.matmul(other, self)
 
-    def __neg__(self) -> Tensor:
-        return ops.neg(self)
-
     def __pos__(self) -> Tensor:
         return self
-
-    def __abs__(self) -> Tensor:
-        return ops.abs(self)
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return ops.eq(self, other)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return ops.ne(self, other)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return ops.lt(self, other)
-
-    def __le__(self, other: Any) -> Tensor:
-        return ops.le(self, other)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return ops.gt(self, other)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return ops.ge(self, other)
-
-    def __invert__(self) -> Tensor:
-        return ops.logical_not(self)
-
-    def __and__(self, other: Any) -> Tensor:
-        return ops.logical_and(self, other)
-
-    def __or__(self, other: Any) -> Tensor:
-        return ops.logical_or(self, other)
-
-    def __getitem__(self, key: Any) -> Tensor:
-        return ops.getitem(self, key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         ops.setitem_(self, key, value)
@@ -504,12 +450,23 @@ class Tensor:
         return ops.transpose(self, -2, -1)
 
 
-def _bind_methods(names: Sequence[str]) -> None:
-    """Make ``x.name(...)`` call ``ops.name(x, ...)`` for each op that PyTorch has as a method too."""
+# Operators with the tensor first are its op itself: ``a * b`` calls ``ops.mul(a, b)``, not a method that calls it
+# (a small graph's time is mostly such Python calls). The reflected ones (``2 * a``) swap the operands, above.
+OPERATORS = {"__add__": "add", "__sub__": "sub", "__mul__": "mul", "__truediv__": "div", "__pow__": "pow",
+             "__matmul__": "matmul", "__neg__": "neg", "__abs__": "abs", "__getitem__": "getitem",
+             "__eq__": "eq", "__ne__": "ne", "__lt__": "lt", "__le__": "le", "__gt__": "gt", "__ge__": "ge",
+             "__invert__": "logical_not", "__and__": "logical_and", "__or__": "logical_or"}
+
+
+def _bind_methods(names: Sequence[str], operators: dict[str, str]) -> None:
+    """Make ``x.name(...)`` call ``ops.name(x, ...)`` for each op that PyTorch has as a method too, and each
+    operator its op."""
     for name in names:
         setattr(Tensor, name, getattr(ops, name))
+    for operator, name in operators.items():
+        setattr(Tensor, operator, getattr(ops, name))
 
 
 from tensorlite import ops  # noqa: E402  (ops build on Tensor)
 
-_bind_methods(ops.TENSOR_METHODS)
+_bind_methods(ops.TENSOR_METHODS, OPERATORS)

@@ -7,6 +7,7 @@ summed back to the input's shape by ``unbroadcast``.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 from tensorlite.amp.autocast_mode import cast_inputs
@@ -31,10 +32,18 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 
 class _Binary(Function):
-    """A broadcasting binary op: remembers input shapes, explains shape errors."""
+    """A broadcasting binary op: remembers input shapes (and the inputs, if ``keeps_inputs``), explains shape errors.
+
+    ``compute(a, b)`` is the math. The four arithmetic ops make it Python's operator itself (``operator.mul``), so
+    that no Python call stands between the op and the array library (0.2 of a 4x4 product's 1.3 us).
+    """
+
+    keeps_inputs = False  # whether backward needs a and b (as self.a, self.b)
 
     def forward(self, a: Any, b: Any) -> Any:
         self.a_shape, self.b_shape = getattr(a, "shape", ()), getattr(b, "shape", ())  # _shape, inline (hot path)
+        if self.keeps_inputs:
+            self.a, self.b = a, b
         try:
             return self.compute(a, b)
         except ValueError as exc:
@@ -45,16 +54,14 @@ class _Binary(Function):
 
 
 class Add(_Binary):
-    def compute(self, a, b):
-        return a + b
+    compute = staticmethod(operator.add)
 
     def backward(self, g):
         return unbroadcast(g, self.a_shape), unbroadcast(g, self.b_shape)
 
 
 class Sub(_Binary):
-    def compute(self, a, b):
-        return a - b
+    compute = staticmethod(operator.sub)
 
     def backward(self, g):
         gb = -unbroadcast(g, self.b_shape) if self.needs_grad(1) else None
@@ -62,9 +69,8 @@ class Sub(_Binary):
 
 
 class Mul(_Binary):
-    def compute(self, a, b):
-        self.a, self.b = a, b
-        return a * b
+    keeps_inputs = True
+    compute = staticmethod(operator.mul)
 
     def backward(self, g):
         ga = unbroadcast(g * self.b, self.a_shape) if self.needs_grad(0) else None
@@ -73,9 +79,8 @@ class Mul(_Binary):
 
 
 class Div(_Binary):
-    def compute(self, a, b):
-        self.a, self.b = a, b
-        return a / b
+    keeps_inputs = True
+    compute = staticmethod(operator.truediv)
 
     def backward(self, g):
         g_over_b = g / self.b
@@ -85,8 +90,9 @@ class Div(_Binary):
 
 
 class Pow(_Binary):
+    keeps_inputs = True
+
     def compute(self, a, b):
-        self.a, self.b = a, b
         self.out = a**b
         return self.out
 
@@ -101,8 +107,9 @@ class Pow(_Binary):
 
 
 class Maximum(_Binary):
+    keeps_inputs = True
+
     def compute(self, a, b):
-        self.a, self.b = a, b
         return self.xp.maximum(a, b)
 
     def backward(self, g):  # ties split the gradient evenly, as in PyTorch
@@ -113,8 +120,9 @@ class Maximum(_Binary):
 
 
 class Minimum(_Binary):
+    keeps_inputs = True
+
     def compute(self, a, b):
-        self.a, self.b = a, b
         return self.xp.minimum(a, b)
 
     def backward(self, g):

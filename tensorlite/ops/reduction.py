@@ -23,11 +23,12 @@ class ValuesIndices(NamedTuple):
     indices: Tensor
 
 
-def normalize_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...] | None:
+def normalize_dims(op: str, dim: Any, input: Tensor) -> tuple[int, ...] | None:
+    """``dim`` as a tuple of non-negative axes of ``input``, checked; None (every axis) stays None."""
     if dim is None:
         return None
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    return tuple(check_dim(op, d, ndim) for d in dims)
+    return tuple(check_dim(op, d, input.ndim) for d in dims)
 
 
 def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -51,7 +52,9 @@ class Sum(Function):
         return x.sum(axis=axes, keepdims=keepdim)
 
     def backward(self, g):
-        return (self.backend.broadcast_to(g.reshape(kept_shape(self.shape, self.axes)), self.shape), None, None)
+        if self.axes is not None:  # (a full sum's one value broadcasts as it is)
+            g = g.reshape(kept_shape(self.shape, self.axes))
+        return (self.backend.broadcast_to(g, self.shape), None, None)
 
 
 class Mean(Function):
@@ -148,14 +151,14 @@ def sum(input: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool =
     """The sum over ``dim`` (all elements when None); ``keepdim`` keeps the reduced dimensions as size 1."""
     if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
         input, = cast_inputs("sum", input)
-    return Sum.apply(input, normalize_dims("sum", dim, input.ndim), keepdim)
+    return Sum.apply(input, normalize_dims("sum", dim, input), keepdim)
 
 
 def mean(input: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
     """The mean over ``dim`` (all elements when None); ``keepdim`` keeps the reduced dimensions as size 1."""
     if input.dtype.kind != "f":
         raise TypeError(f"mean: expected a floating-point tensor, got {input.dtype}; cast it with .float()")
-    return Mean.apply(input, normalize_dims("mean", dim, input.ndim), keepdim)
+    return Mean.apply(input, normalize_dims("mean", dim, input), keepdim)
 
 
 def var(input: Tensor, dim: int | tuple[int, ...] | None = None, *, correction: int = 1,
@@ -163,7 +166,7 @@ def var(input: Tensor, dim: int | tuple[int, ...] | None = None, *, correction: 
     """Variance; ``correction=1`` (or ``unbiased=True``) divides by N - 1, ``0`` by N."""
     if unbiased is not None:
         correction = int(unbiased)
-    return Var.apply(input, normalize_dims("var", dim, input.ndim), correction, keepdim)
+    return Var.apply(input, normalize_dims("var", dim, input), correction, keepdim)
 
 
 def std(input: Tensor, dim: int | tuple[int, ...] | None = None, *, correction: int = 1,
@@ -217,7 +220,7 @@ def logsumexp(input: Tensor, dim: int | tuple[int, ...], keepdim: bool = False) 
     """log(sum(exp(x))) along ``dim``, computed without overflow."""
     if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
         input, = cast_inputs("logsumexp", input)
-    return Logsumexp.apply(input, normalize_dims("logsumexp", dim, input.ndim), keepdim)
+    return Logsumexp.apply(input, normalize_dims("logsumexp", dim, input), keepdim)
 
 
 def softmax(input: Tensor, dim: int = -1) -> Tensor:
