@@ -27,9 +27,11 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import numpy
+from numpy import generic as numpy_scalar
 
 from tensorlite import scope
+
+new_object = object.__new__  # how tensors are made without __init__ (as a global, Python 3.11 finds it faster)
 
 if TYPE_CHECKING:
     from tensorlite.tensor import Tensor
@@ -257,7 +259,7 @@ class Function:
                 if arg._requires_grad:
                     requires_grad = True
                 arrays.append(arg._data)
-            elif isinstance(arg, numpy.generic):  # a NumPy scalar acts as a Python number, as in PyTorch:
+            elif isinstance(arg, numpy_scalar):  # a NumPy scalar acts as a Python number, as in PyTorch:
                 arrays.append(arg.item())  # x * np.float64(2) stays float32
             else:
                 arrays.append(arg)
@@ -270,7 +272,7 @@ class Function:
             out = fn.forward(*arrays, **params) if params else fn.forward(*arrays)  # (**{} builds a dict)
             if not isinstance(out, backend.array_type):  # NumPy returns scalars from 0-d math
                 out = backend.xp.asarray(out)
-        t = object.__new__(Tensor)  # Tensor._make, written out: this is every op's path
+        t = new_object(Tensor)  # Tensor._make, written out: this is every op's path
         t._data, t._device, t.grad = out, device, None
         # Only floating outputs carry gradients (an int cast or a comparison ends the graph).
         if requires_grad and _grad_enabled and cls.differentiable and out.dtype.kind == "f":

@@ -12,7 +12,7 @@ from typing import Any
 import numpy
 
 from tensorlite import autograd, device_checks, dtypes
-from tensorlite.autograd import Function, is_grad_enabled, run_backward
+from tensorlite.autograd import Function, is_grad_enabled, new_object, run_backward
 from tensorlite.device import Device
 from tensorlite.device import device as as_device
 from tensorlite.errors import device_mismatch
@@ -37,10 +37,10 @@ class Tensor:
         self._fn = None
         self.grad = None
 
-    @classmethod
-    def _make(cls, data: Any, device: Device, requires_grad: bool, fn: Function | None) -> Tensor:
+    @staticmethod
+    def _make(data: Any, device: Device, requires_grad: bool, fn: Function | None) -> Tensor:
         """Wrap a backend array without copying or checking (the library's internal constructor)."""
-        t = object.__new__(cls)
+        t = new_object(Tensor)
         t._data = data
         t._device = device
         t._requires_grad = requires_grad
@@ -326,7 +326,7 @@ class Tensor:
                     grad = backend.xp.ones(self.shape, dtype=self.dtype)
             else:
                 grad = backend.xp.asarray(1, dtype=self._data.dtype)  # (xp.ones: 4x slower)
-                if grad.shape != self._data.shape:
+                if self._data.ndim:  # (1, 1) and the like: the 0-d one, reshaped
                     grad = grad.reshape(self._data.shape)
         else:
             if isinstance(gradient, Tensor):

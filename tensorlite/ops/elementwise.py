@@ -52,20 +52,27 @@ class _Binary(Function):
     def compute(self, a: Any, b: Any) -> Any:
         raise NotImplementedError
 
+    def to_input_shapes(self, ga: Any, gb: Any) -> tuple[Any, Any]:
+        """``ga`` and ``gb``, gradients shaped like the output (or None), each summed down to its input's shape.
+        Inputs of one shape were not broadcast: both gradients are returned as they are (one call for the pair)."""
+        if self.a_shape == self.b_shape:
+            return ga, gb
+        return (None if ga is None else unbroadcast(ga, self.a_shape),
+                None if gb is None else unbroadcast(gb, self.b_shape))
+
 
 class Add(_Binary):
     compute = staticmethod(operator.add)
 
     def backward(self, g):
-        return unbroadcast(g, self.a_shape), unbroadcast(g, self.b_shape)
+        return self.to_input_shapes(g, g)
 
 
 class Sub(_Binary):
     compute = staticmethod(operator.sub)
 
     def backward(self, g):
-        gb = -unbroadcast(g, self.b_shape) if self.needs_grad(1) else None
-        return unbroadcast(g, self.a_shape), gb
+        return self.to_input_shapes(g, -g if self.needs_grad(1) else None)
 
 
 class Mul(_Binary):
@@ -73,9 +80,9 @@ class Mul(_Binary):
     compute = staticmethod(operator.mul)
 
     def backward(self, g):
-        ga = unbroadcast(g * self.b, self.a_shape) if self.needs_grad(0) else None
-        gb = unbroadcast(g * self.a, self.b_shape) if self.needs_grad(1) else None
-        return ga, gb
+        ga = g * self.b if self.needs_grad(0) else None
+        gb = g * self.a if self.needs_grad(1) else None
+        return self.to_input_shapes(ga, gb)
 
 
 class Div(_Binary):
@@ -84,9 +91,9 @@ class Div(_Binary):
 
     def backward(self, g):
         g_over_b = g / self.b
-        ga = unbroadcast(g_over_b, self.a_shape) if self.needs_grad(0) else None
-        gb = unbroadcast(-g_over_b * self.a / self.b, self.b_shape) if self.needs_grad(1) else None
-        return ga, gb
+        ga = g_over_b if self.needs_grad(0) else None
+        gb = -g_over_b * self.a / self.b if self.needs_grad(1) else None
+        return self.to_input_shapes(ga, gb)
 
 
 class Pow(_Binary):
@@ -98,12 +105,12 @@ class Pow(_Binary):
 
     def backward(self, g):
         a, b, xp = self.a, self.b, self.xp
-        ga = unbroadcast(g * b * a ** (b - 1), self.a_shape) if self.needs_grad(0) else None
+        ga = g * b * a ** (b - 1) if self.needs_grad(0) else None
         gb = None
         if self.needs_grad(1):  # d(a^b)/db = a^b log a, taken as 0 where a <= 0 (as PyTorch does)
             log_a = xp.log(xp.where(a > 0, a, 1)) if hasattr(a, "shape") else math.log(a) if a > 0 else 0.0
-            gb = unbroadcast(g * self.out * log_a, self.b_shape)
-        return ga, gb
+            gb = g * self.out * log_a
+        return self.to_input_shapes(ga, gb)
 
 
 class Maximum(_Binary):
@@ -114,9 +121,9 @@ class Maximum(_Binary):
 
     def backward(self, g):  # ties split the gradient evenly, as in PyTorch
         share = self.xp.where(self.a == self.b, 0.5, (self.a > self.b) * 1.0).astype(g.dtype)
-        ga = unbroadcast(g * share, self.a_shape) if self.needs_grad(0) else None
-        gb = unbroadcast(g * (1 - share), self.b_shape) if self.needs_grad(1) else None
-        return ga, gb
+        ga = g * share if self.needs_grad(0) else None
+        gb = g * (1 - share) if self.needs_grad(1) else None
+        return self.to_input_shapes(ga, gb)
 
 
 class Minimum(_Binary):
@@ -127,9 +134,9 @@ class Minimum(_Binary):
 
     def backward(self, g):
         share = self.xp.where(self.a == self.b, 0.5, (self.a < self.b) * 1.0).astype(g.dtype)
-        ga = unbroadcast(g * share, self.a_shape) if self.needs_grad(0) else None
-        gb = unbroadcast(g * (1 - share), self.b_shape) if self.needs_grad(1) else None
-        return ga, gb
+        ga = g * share if self.needs_grad(0) else None
+        gb = g * (1 - share) if self.needs_grad(1) else None
+        return self.to_input_shapes(ga, gb)
 
 
 class Where(Function):

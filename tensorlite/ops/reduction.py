@@ -151,7 +151,8 @@ def sum(input: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool =
     """The sum over ``dim`` (all elements when None); ``keepdim`` keeps the reduced dimensions as size 1."""
     if autocast.dtypes:  # tl.autocast is on: this op's inputs may change dtype
         input, = cast_inputs("sum", input)
-    return Sum.apply(input, normalize_dims("sum", dim, input), keepdim)
+    axes = None if dim is None else normalize_dims("sum", dim, input)  # (a full sum, the usual loss, skips a call)
+    return Sum.apply(input, axes, keepdim)
 
 
 def mean(input: Tensor, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
