@@ -452,5 +452,10 @@ class Backend:
         return gpadded
 
     def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
-        """A read-only view of ``x`` broadcast to ``shape`` (no copy): how reductions send a gradient back."""
+        """A read-only view of ``x`` broadcast to ``shape`` (no copy): ``expand``, and large gradients below."""
         return self.xp.broadcast_to(x, shape)
+
+    def broadcast_gradient(self, g: Array, shape: tuple[int, ...]) -> Array:
+        """How a reduction sends its gradient ``g`` back over its input's ``shape``: an array the engine only reads,
+        a broadcast view here (no copy)."""
+        return self.broadcast_to(g, shape)

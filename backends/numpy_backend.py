@@ -64,6 +64,7 @@ def compiled_kernels_status() -> str:
 
 
 PARALLEL_MIN = 1 << 15  # elements: exact GELU on 2^15 takes 19 us on one core; split, the parts take 10 each
+SMALL_GRADIENT = 4096  # elements: up to here a filled gradient, made and read once, beats a view (1.46 vs 1.58 us)
 
 
 def _split(kind: str, size: int, arrays: tuple[numpy.ndarray, ...], scalars: tuple[float, ...] = (),
@@ -283,6 +284,16 @@ class NumpyBackend(Backend):
         view = numpy.ndarray(shape, x.dtype, x, 0, strides)
         view.setflags(write=False)  # (``view.flags.writeable = False`` makes a flags object first: 0.1 us more)
         return view
+
+    def broadcast_gradient(self, g: numpy.ndarray, shape: tuple[int, ...]) -> numpy.ndarray:
+        """Small gradients (up to ``SMALL_GRADIENT`` elements) are filled in rather than viewed: the copy costs less
+        to make than the view object (0.3 against 0.55 us for 4x4), and NumPy reads a contiguous operand faster
+        than one with zero strides (a 4x4 product: 0.25 against 0.7 us). Larger ones stay views, costing no memory."""
+        if math.prod(shape) > SMALL_GRADIENT:
+            return self.broadcast_to(g, shape)
+        out = numpy.empty(shape, g.dtype)
+        out[...] = g  # (NumPy's ValueError for shapes that do not fit)
+        return out
 
     def gelu(self, x: numpy.ndarray, approximate: str) -> tuple[numpy.ndarray, Any]:
         """One compiled pass for float32; backward recomputes Phi(x) from ``x`` rather than keep it."""

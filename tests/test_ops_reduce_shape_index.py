@@ -670,3 +670,22 @@ def test_cpu_broadcast_to_is_numpys_read_only_view(shape, target) -> None:
         assert not got.flags.writeable and np.shares_memory(got, x)
     with pytest.raises(ValueError):
         backend.broadcast_to(np.ones(3), (4,))
+
+
+@pytest.mark.parametrize(("shape", "target"), [((), (4, 4)), ((4, 1), (4, 4)), ((1, 5), (2, 3, 5)), ((), (64, 64)),
+                                               ((), (64, 65)), ((1, 1), (128, 128))])
+def test_cpu_reduction_gradients_are_filled_when_small_and_views_when_large(shape, target) -> None:
+    """A sum's or mean's gradient spread back over its input: small ones are filled in (NumPy reads them faster than
+    a view with zero strides), large ones stay read-only views; both hold what numpy.broadcast_to gives."""
+    from tensorlite.backends.numpy_backend import SMALL_GRADIENT, NumpyBackend
+
+    backend, g = NumpyBackend(), np.asarray(randn(*shape), dtype=np.float32)
+    got = backend.broadcast_gradient(g, target)
+    np.testing.assert_array_equal(got, np.broadcast_to(g, target))
+    assert got.shape == target and got.dtype == g.dtype
+    if np.prod(target) <= SMALL_GRADIENT:
+        assert got.flags.c_contiguous and not np.shares_memory(got, g)
+    else:
+        assert not got.flags.writeable and np.shares_memory(got, g)
+    with pytest.raises(ValueError):
+        backend.broadcast_gradient(np.ones(3, np.float32), (4,))

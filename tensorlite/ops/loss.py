@@ -188,7 +188,7 @@ class _ClassLoss(Function):
 
     def row_grad(self, g):
         """The output's gradient as one value per row."""
-        return self.backend.broadcast_to(g / self.denominator, self.row_shape)
+        return self.backend.broadcast_gradient(g / self.denominator, self.row_shape)
 
 
 class CrossEntropy(_ClassLoss):

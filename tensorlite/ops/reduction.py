@@ -54,7 +54,7 @@ class Sum(Function):
     def backward(self, g):
         if self.axes is not None:  # (a full sum's one value broadcasts as it is)
             g = g.reshape(kept_shape(self.shape, self.axes))
-        return (self.backend.broadcast_to(g, self.shape), None, None)
+        return (self.backend.broadcast_gradient(g, self.shape), None, None)
 
 
 class Mean(Function):
@@ -64,7 +64,7 @@ class Mean(Function):
 
     def backward(self, g):
         g = g.reshape(kept_shape(self.shape, self.axes)) * (1.0 / _count(self.shape, self.axes))
-        return (self.backend.broadcast_to(g, self.shape), None, None)
+        return (self.backend.broadcast_gradient(g, self.shape), None, None)
 
 
 class Var(Function):
