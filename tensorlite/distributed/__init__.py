@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -38,6 +39,9 @@ from tensorlite.distributed.group import ProcessGroup, ReduceOp, Work, check_red
 from tensorlite.tensor import Tensor
 
 BACKENDS = ("mpi", "nccl")
+# How long a rank that aborts the job waits first: mpiexec passes each rank's output on through a pipe, and MPI_Abort
+# can end the launcher before it has read the error line the rank has just printed (MPICH lost it in 3 runs of 21).
+OUTPUT_GRACE_SECONDS = 0.5
 _NOT_INITIALIZED = ("Default process group has not been initialized, please make sure to call "
                     "init_process_group (and run the script under an MPI launcher: mpiexec -n N ...)")
 
@@ -178,9 +182,7 @@ def _abort_on_uncaught_exception(kind: type[BaseException], error: BaseException
     """``sys.excepthook`` in a world of several ranks: print the error as usual, then end every rank."""
     world = _world
     (world.previous_excepthook if world is not None else sys.__excepthook__)(kind, error, tb)
-    sys.stderr.flush()
-    if world is not None:
-        world.mpi.abort(1)
+    abort(1)
 
 
 def abort(errorcode: int = 1) -> None:
@@ -189,6 +191,7 @@ def abort(errorcode: int = 1) -> None:
     if _world is not None:
         sys.stderr.flush()
         sys.stdout.flush()
+        time.sleep(OUTPUT_GRACE_SECONDS)  # (what this rank printed reaches the user: see OUTPUT_GRACE_SECONDS)
         _world.mpi.abort(errorcode)
 
 
