@@ -2,7 +2,8 @@
 
 (a) per-op overhead: ``((a*b + c).relu().sum()).backward()`` on 4x4 float32, 10,000 iterations;
 (b) a large op: (1024x1024) @ (1024x1024) float32 forward + backward, also against raw NumPy
-    doing the same three matrix products;
+    doing the same three matrix products and keeping their results; tensorlite and NumPy alternate, and
+    PyTorch runs in rounds of its own after them (its threads spin on after a product, slowing the next one);
 (c) with ``--two-cores``: how tensorlite's compiled kernels use the second core. Exact GELU on 393k elements
     on one core, split in two halves over Numba's threads, and split over OpenBLAS's own threads
     (``backends/blas_threads.py``), alone and right after a two-thread BLAS product, which is where a model
@@ -51,13 +52,17 @@ def matmul_tensorlite(n: int) -> float:
 
 
 def matmul_numpy(n: int) -> float:
+    """The same three products, each result kept as tensorlite keeps the output and both gradients (freeing the
+    first while making the third would let NumPy reuse its memory: 1-2% quicker, and not the same work)."""
     rng = np.random.default_rng(0)
     a, b, g = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(3))
     start = time.perf_counter()
-    _ = a @ b
-    _ = g @ b.T
-    _ = a.T @ g
-    return time.perf_counter() - start
+    out = a @ b
+    grad_a = g @ b.T
+    grad_b = a.T @ g
+    seconds = time.perf_counter() - start
+    del out, grad_a, grad_b
+    return seconds
 
 
 def matmul_torch(torch, n: int) -> float:
@@ -166,11 +171,12 @@ def main() -> None:
 
     n = args.size
     big = {"tensorlite": lambda: matmul_tensorlite(n), "numpy": lambda: matmul_numpy(n)}
-    if torch:
-        big["torch"] = lambda: matmul_torch(torch, n)
     for run in big.values():
         run()  # warm up
     t = alternate(big, args.matmul_rounds)
+    if torch:  # in rounds of its own: PyTorch's threads spin on after its product, slowing whatever runs next by
+        matmul_torch(torch, n)  # 2-3% (tensorlite right after it: 1.026 of NumPy's time; NumPy after it: 0.980)
+        t |= alternate({"torch": lambda: matmul_torch(torch, n)}, args.matmul_rounds)
     flops = 3 * 2 * n**3
     print(f"\n(b) ({n}x{n}) @ ({n}x{n}) float32 forward + backward (3 matmuls), median of {args.matmul_rounds}")
     for name, seconds in t.items():
