@@ -178,26 +178,35 @@ def _batch_strides(x: numpy.ndarray) -> tuple[int, int]:
     return x.strides[:2] if x.ndim == 4 else (x.strides[0], 0)
 
 
-def _run_one_thread_each(table: numpy.ndarray) -> None:
-    """Run a table of products: each job's sgemm calls on its own thread, never OpenBLAS's threads within one."""
-    openblas, count = _openblas(), threads()
-    with _ONE_THREAD_EACH:  # another caller's restore must not reach this call's jobs
+def _run_one_thread_each(table: numpy.ndarray) -> bool:
+    """Run a table of products: each job's sgemm calls on its own thread, never OpenBLAS's threads within one. False,
+    having run nothing, while another caller's table runs: its thread count of 1 is not the one to give back."""
+    if not _ONE_THREAD_EACH.acquire(blocking=False):
+        return False
+    try:
+        openblas = _openblas()
+        count = openblas.get_num_threads()  # read under the lock: no other table has set it to 1
+        if count < 2:
+            return False
         openblas.set_num_threads(1)
         try:
             openblas.run(table, count)
         finally:
             openblas.set_num_threads(count)
+        return True
+    finally:
+        _ONE_THREAD_EACH.release()
 
 
 def matmul(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray) -> bool:
     """``numpy.matmul(a, b, out=out)`` for a batch of float32 matrices (3-D or 4-D, one batch shape), its products
     split over OpenBLAS's threads, each by the ``cblas_sgemm`` call NumPy makes for it (the same bits): True when it
-    did; False, having done nothing, for anything NumPy would compute another way."""
+    did; False, having done nothing, for anything NumPy would compute another way, or while another caller's batch
+    runs."""
     table = numpy.zeros(k.TABLE, numpy.int64)
     if not (_batches(table, k.MATMUL, (a, b, out)) and _product(table, 0, a, b, out)):
         return False
-    _run_one_thread_each(table)
-    return True
+    return _run_one_thread_each(table)
 
 
 def attention(q: numpy.ndarray, key: numpy.ndarray, v: numpy.ndarray, mask: numpy.ndarray, scale: float,
@@ -214,8 +223,7 @@ def attention(q: numpy.ndarray, key: numpy.ndarray, v: numpy.ndarray, mask: nump
         return False
     table[k.ATTENTION_MASK:k.ATTENTION_SCALE] = mask.ctypes.data, mask.shape[0]
     table[k.ATTENTION_SCALE:k.ATTENTION_SCALE + 1].view(F32)[:] = scale, 1.0  # rows with no visible key: zeros
-    _run_one_thread_each(table)
-    return True
+    return _run_one_thread_each(table)
 
 
 def attention_backward(g: numpy.ndarray, q: numpy.ndarray, key: numpy.ndarray, v: numpy.ndarray,
@@ -237,5 +245,4 @@ def attention_backward(g: numpy.ndarray, q: numpy.ndarray, key: numpy.ndarray, v
             table[k.ATTENTION_NEEDS] |= bit
     table[k.ATTENTION_SCALE:k.ATTENTION_SCALE + 1].view(F32)[0] = scale
     table[k.ATTENTION_WEIGHTS:k.ATTENTION_WEIGHTS + 3] = weights.ctypes.data, *_batch_strides(weights)
-    _run_one_thread_each(table)
-    return True
+    return _run_one_thread_each(table)

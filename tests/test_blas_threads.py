@@ -229,6 +229,33 @@ def test_attention_forward_and_backward_give_the_bits_of_one_core(monkeypatch: p
 
 
 @needs_split
+def test_a_batch_that_finds_another_running_leaves_the_thread_count_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    a, b = attention_operands()["q @ k.T"]
+    out = np.empty((*a.shape[:-1], b.shape[-1]), np.float32)
+    openblas, threads = blas_threads._openblas(), blas_threads.threads()
+
+    def other_batch_ends() -> None:
+        openblas.set_num_threads(threads)
+        blas_threads._ONE_THREAD_EACH.release()
+
+    def another_batch_starts(*args: object) -> bool:  # after this call's checks, before it runs
+        blas_threads._ONE_THREAD_EACH.acquire()
+        openblas.set_num_threads(1)
+        ending.start()
+        return product(*args)
+
+    product, ending = blas_threads._product, threading.Timer(0.5, other_batch_ends)
+    monkeypatch.setattr(blas_threads, "_product", another_batch_starts)
+    split = blas_threads.matmul(a, b, out)
+    ending.join()
+    assert blas_threads.threads() == threads >= 2  # the other batch's count of 1 was not kept
+    if split:
+        np.testing.assert_array_equal(out, np.matmul(a, b))
+
+
+@needs_split
 def test_batches_of_products_from_four_threads_at_once() -> None:
     import threading
 
