@@ -215,7 +215,8 @@ def attention(q: numpy.ndarray, key: numpy.ndarray, v: numpy.ndarray, mask: nump
     4-D), into ``out`` (..., L, Ev) and the C-order ``weights`` (..., L, S): each (batch, head) matrix's two products
     and its softmax (the additive ``mask``: an (L, S) or (1, S) float32 block) one after another on one of OpenBLAS's
     threads, while its scores are in cache. Each step is the call or kernel the step-by-step math runs for that
-    matrix (the same bits). True when it did; False, having done nothing, where that math would not use them."""
+    matrix (the same bits). True when it did; False, having done nothing, where that math would not use them or
+    while another caller's batch runs."""
     table = numpy.zeros(k.TABLE, numpy.int64)
     if not (_batches(table, k.ATTENTION, (q, key, v, out, weights)) and weights.flags.c_contiguous
             and mask.dtype == F32 and mask.flags.c_contiguous and mask.shape[1] == key.shape[-2]
